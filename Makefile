@@ -1,0 +1,30 @@
+# The two set-up commands of the README:
+#   make demo   installs the project into .venv and runs the whole pipeline (dvc repro)
+#   make test   installs the test dependencies and runs the test suite
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export HF_HUB_DISABLE_TELEMETRY ?= 1
+
+.PHONY: demo test install install-dev clean
+
+$(BIN)/toolkit: pyproject.toml scripts/install.sh
+	bash scripts/install.sh $(VENV)
+	touch $@
+
+$(VENV)/.dev-installed: $(BIN)/toolkit
+	bash scripts/install.sh $(VENV) dev
+	touch $@
+
+install: $(BIN)/toolkit
+install-dev: $(VENV)/.dev-installed
+
+demo: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+test: install-dev
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf artifacts reports metrics .dvc/cache .dvc/tmp dvc.lock

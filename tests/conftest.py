@@ -1,0 +1,53 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Nothing in the test suite may reach a network.
+for name, value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1"),
+                    ("GX_ANALYTICS_ENABLED", "false"), ("DVC_NO_ANALYTICS", "1"), ("TOKENIZERS_PARALLELISM", "false")):
+    os.environ[name] = value
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                         check=True, capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line and (REPO / line).is_file()]
+
+
+def copy_project(dest: Path) -> Path:
+    """A fresh project: the repository's files (as git sees them) in a new git repository."""
+    for rel in tracked_files():
+        if rel.startswith(("tests/", "docs/", "benchmarks/")) or rel == "dvc.lock":
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, target)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run(["git", "commit", "-qm", "copy"], cwd=dest, check=True, env=env)
+    return dest
+
+
+def run_in(project: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(list(args), cwd=project, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} exited {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run a test with a temporary project root as the working directory, with the repo's policies."""
+    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

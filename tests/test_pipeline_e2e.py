@@ -1,0 +1,106 @@
+"""The real pipeline, end to end: `dvc repro` of the embedded default in a fresh copy of the repo."""
+
+import json
+
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+
+from conftest import copy_project, run_in
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = copy_project(tmp_path_factory.mktemp("project"))
+    result = run_in(root, "dvc", "repro")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    root.joinpath("first_repro.log").write_text(result.stdout)
+    return root
+
+
+def _report(project, name):
+    return json.loads((project / "reports" / f"{name}.json").read_text())
+
+
+def test_adapter_is_a_safetensors_peft_adapter(project):
+    adapter = project / "artifacts/adapter"
+    assert (adapter / "adapter_model.safetensors").stat().st_size > 0
+    assert json.loads((adapter / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    assert not list(adapter.glob("*.bin"))
+
+
+def test_heldout_delta_is_positive_with_ci_above_zero(project):
+    heldout = _report(project, "eval_heldout")
+    primary = heldout["metrics"][heldout["primary_metric"]]
+    assert primary["delta"] > 0 and primary["ci_low"] > 0
+    assert heldout["n_items"] >= 50
+    items = [json.loads(line) for line in (project / heldout["items_file"]).read_text().splitlines()]
+    assert len(items) == heldout["n_items"]
+    mean_adapter = sum(i["scores"][heldout["primary_metric"]]["adapter"] for i in items) / len(items)
+    assert mean_adapter == pytest.approx(primary["adapter"])
+
+
+def test_gate_passed_and_decision_printed(project):
+    gate = _report(project, "gate")
+    assert gate["passed"] is True and gate["blocking_failures"] == 0
+    assert all(rule["status"] in ("passed", "warned") for rule in gate["rules"])
+    assert "gate PASSED under policy 'default'" in project.joinpath("first_repro.log").read_text()
+
+
+def test_every_report_records_input_and_output_hashes(project):
+    for name in ("base", "validate", "train", "eval_heldout", "card", "gate"):
+        report = _report(project, name)
+        assert report["outputs"] or report["inputs"], name
+        for digest in {**report["inputs"], **report["outputs"]}.values():
+            assert len(digest) == 64
+    validate = _report(project, "validate")
+    assert validate["inputs"]["data/support_tickets.jsonl"] == validate["data_sha256"]
+
+
+def test_model_card_names_base_data_hash_and_eval_figures(project):
+    card_text = (project / "artifacts/model_card/README.md").read_text()
+    base, validate, heldout = _report(project, "base"), _report(project, "validate"), _report(project, "eval_heldout")
+    assert base["model"] in card_text
+    assert validate["data_sha256"] in card_text
+    for name, m in heldout["metrics"].items():
+        assert f"| {'%.4f' % m['adapter']} |" in card_text, name
+        assert f"{m['delta']:+.4f}" in card_text, name
+    card = ModelCard(card_text)
+    assert card.data.base_model == base["model"] and card.data.library_name == "peft"
+    results = card.data.eval_results
+    primary = heldout["primary_metric"]
+    assert any(r.metric_type == primary and r.metric_value == round(heldout["metrics"][primary]["adapter"], 4)
+               for r in results)
+    html = (project / "artifacts/model_card/model_card.html").read_text()
+    assert validate["data_sha256"] in html and "<script" not in html
+
+
+def test_second_repro_runs_no_stage(project):
+    result = run_in(project, "dvc", "repro", check=True)
+    assert "Running stage" not in result.stdout
+    assert "up to date" in result.stdout
+
+
+def test_stricter_policy_fails_the_gate_and_repro_with_the_reason(project):
+    strict = {"name": "strict", "description": "demands a perfect adapter", "extends": "default", "rules": [{
+        "id": "heldout_primary_improves", "report": "eval_heldout", "field": "metrics.{primary_metric}.adapter",
+        "op": "min", "threshold": 1.01, "severity": "block", "rationale": "only perfection ships"}]}
+    (project / "policies/strict.yaml").write_text(yaml.safe_dump(strict))
+    direct = run_in(project, "toolkit", "gate", "--policy", "strict")
+    assert direct.returncode == 1
+    assert "heldout_primary_improves (failed)" in direct.stderr
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["gate"]["policy"] = "strict"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    repro = run_in(project, "dvc", "repro")
+    assert repro.returncode != 0
+    assert "Running stage 'gate'" in repro.stdout and "Running stage 'train'" not in repro.stdout
+    gate = _report(project, "gate")
+    failed = [r for r in gate["rules"] if r["status"] == "failed"]
+    assert gate["passed"] is False and [r["id"] for r in failed] == ["heldout_primary_improves"]
+    assert failed[0]["threshold"] == 1.01 and 0 < failed[0]["value"] <= 1
+    assert failed[0]["rationale"] == "only perfection ships"
+    assert "only perfection ships" in (project / "reports/gate.md").read_text()

@@ -1,0 +1,128 @@
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from toolkit.cli import cli
+from toolkit.errors import ConfigError, GateFailed
+from toolkit.governance.gate import enforce, lookup, run_gate
+from toolkit.governance.policy import load_policy
+
+EVAL = {"stage": "eval_heldout", "tier": "heldout", "n_items": 120, "primary_metric": "field_accuracy",
+        "metrics": {"field_accuracy": {"base": 0.1, "adapter": 0.7, "delta": 0.6, "ci_low": 0.5, "ci_high": 0.7,
+                                       "confidence": 0.95}}}
+
+
+def _write(root: Path, rel: str, text: str) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _policy(rules: str, extra: str = "") -> str:
+    return f"name: t\ndescription: test\n{extra}rules:\n{rules}"
+
+
+RULE = """  - id: improves
+    report: eval_heldout
+    field: metrics.{primary_metric}.ci_low
+    op: min
+    threshold: 0.2
+    severity: block
+    rationale: must improve
+"""
+
+
+def test_lookup_resolves_braced_segments_and_list_indices():
+    assert lookup(EVAL, "metrics.{primary_metric}.delta") == 0.6
+    assert lookup({"a": [{"b": 1}, {"b": 2}]}, "a.-1.b") == 2
+    assert lookup(EVAL, "metrics.bleu.delta") is not None  # the sentinel, not a value
+    assert lookup(EVAL, "metrics.bleu.delta") != 0
+
+
+def test_gate_passes_fails_and_reports_value_threshold_and_source(in_tmp):
+    _write(in_tmp, "reports/eval_heldout.json", json.dumps(EVAL))
+    _write(in_tmp, "policies/t.yaml", _policy(RULE))
+    report = run_gate("t")
+    assert report.passed and report.rules[0].value == 0.5 and report.rules[0].report_sha256
+
+    _write(in_tmp, "policies/strict.yaml", _policy(RULE.replace("0.2", "0.9")))
+    report = run_gate("strict")
+    rule = report.rules[0]
+    assert not report.passed and rule.status == "failed" and rule.value == 0.5 and rule.threshold == 0.9
+    saved = json.loads((in_tmp / "reports/gate.json").read_text())
+    assert saved["passed"] is False and saved["rules"][0]["rationale"] == "must improve"
+    assert "FAILED" in (in_tmp / "reports/gate.md").read_text()
+    with pytest.raises(GateFailed) as err:
+        enforce(report)
+    assert err.value.exit_code == 1
+
+
+def test_missing_report_is_missing_never_passed(in_tmp):
+    _write(in_tmp, "policies/t.yaml", _policy(RULE))
+    report = run_gate("t")
+    assert report.rules[0].status == "missing" and not report.passed
+
+
+def test_warn_severity_does_not_block(in_tmp):
+    _write(in_tmp, "reports/eval_heldout.json", json.dumps(EVAL))
+    _write(in_tmp, "policies/t.yaml", _policy(RULE.replace("0.2", "0.9").replace("block", "warn")))
+    report = run_gate("t")
+    assert report.passed and report.warnings == 1 and report.rules[0].status == "warned"
+
+
+@pytest.mark.parametrize("op, threshold, value, ok", [
+    ("max", 0, 0, True), ("max", 0, 1, False), ("equals", True, True, True), ("equals", [], ["x"], False),
+    ("one_of", ["a", "b"], "b", True), ("required", None, "", False), ("required", None, "x", True),
+    ("min", 1, "not a number", False),
+])
+def test_comparisons(op, threshold, value, ok):
+    from toolkit.governance.gate import compare
+    assert compare(op, value, threshold) is ok
+
+
+def test_extends_inherits_and_overrides_by_id(in_tmp):
+    _write(in_tmp, "policies/parent.yaml", _policy(RULE))
+    _write(in_tmp, "policies/child.yaml", _policy(RULE.replace("0.2", "0.4"), extra="extends: parent\n"))
+    policy = load_policy("child")
+    assert len(policy.rules) == 1 and policy.rules[0].threshold == 0.4
+
+
+@pytest.mark.parametrize("change, line, message", [
+    (("op: min", "op: atleast"), 7, "unknown comparison 'atleast'"),
+    (("report: eval_heldout", "report: evals"), 5, "unknown report 'evals'"),
+    (("field: metrics", "field: metricz"), 6, "has no field 'metricz'"),
+    (("severity: block", "severity: fatal"), 9, "expected one of block, warn"),
+    (("threshold: 0.2", "threshold: high"), 8, "expected a number"),
+    (("    rationale: must improve\n", ""), 4, "rationale: missing"),
+])
+def test_malformed_rules_name_file_line_and_rule(in_tmp, change, line, message):
+    _write(in_tmp, "policies/bad.yaml", _policy(RULE.replace(*change)))
+    with pytest.raises(ConfigError) as err:
+        load_policy("bad")
+    text = str(err.value)
+    assert f"policies/bad.yaml:{line}: rules[0] (improves)" in text and message in text
+
+
+def test_unknown_policy_lists_the_known_ones(in_tmp):
+    with pytest.raises(ConfigError, match="known policies: default"):
+        load_policy("nonesuch")
+
+
+def test_shipped_default_policy_parses():
+    root = Path(__file__).resolve().parents[1]
+    policy = load_policy(str(root / "policies/default.yaml"))
+    assert {r.id for r in policy.rules} >= {"data_validated", "heldout_primary_ci_above_zero"}
+
+
+def test_cli_gate_exit_codes(in_tmp):
+    _write(in_tmp, "reports/eval_heldout.json", json.dumps(EVAL))
+    _write(in_tmp, "policies/t.yaml", _policy(RULE))
+    _write(in_tmp, "policies/strict.yaml", _policy(RULE.replace("0.2", "0.9")))
+    assert CliRunner().invoke(cli, ["gate", "--policy", "t"]).exit_code == 0
+    failed = CliRunner().invoke(cli, ["gate", "--policy", "strict"])
+    assert failed.exit_code == 1 and "gate FAILED" in failed.output and "improves (failed)" in failed.output
+    _write(in_tmp, "policies/broken.yaml", "rules: [1]\n")
+    assert CliRunner().invoke(cli, ["gate", "--policy", "broken"]).exit_code == 2

@@ -1,0 +1,40 @@
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from toolkit.cli import cli
+from toolkit.data.synth import CATEGORIES, PRIORITIES, PRODUCTS, pretraining_corpus, support_ticket_records
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_same_seed_same_records_other_seed_other_records():
+    assert support_ticket_records(200, 5) == support_ticket_records(200, 5)
+    assert support_ticket_records(200, 5) != support_ticket_records(200, 6)
+    assert pretraining_corpus(100, 5) == pretraining_corpus(100, 5)
+
+
+def test_records_are_distinct_and_labels_valid():
+    records = support_ticket_records(500, 11)
+    tickets = [r["messages"][1]["content"] for r in records]
+    assert len(set(tickets)) == 500
+    for record in records:
+        roles = [m["role"] for m in record["messages"]]
+        assert roles == ["system", "user", "assistant"]
+        answer = json.loads(record["messages"][2]["content"])
+        assert answer["category"] in CATEGORIES and answer["priority"] in PRIORITIES
+        assert answer["product"] in PRODUCTS and answer["product"] in record["messages"][1]["content"]
+
+
+def test_pretraining_corpus_never_contains_the_task_format():
+    for item in pretraining_corpus(500, 3):
+        text = item if isinstance(item, str) else " ".join(m["content"] for m in item)
+        assert '"category"' not in text and '"priority"' not in text
+
+
+def test_committed_default_dataset_is_reproducible(tmp_path):
+    out = tmp_path / "tickets.jsonl"
+    result = CliRunner().invoke(cli, ["data", "synth", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == (REPO / "data/support_tickets.jsonl").read_bytes()

@@ -1,0 +1,186 @@
+"""Typed run parameters, loaded from params.yaml (the only configuration a run reads).
+
+Unknown keys and wrong types stop the run before any work, with a message that names the file,
+the line and the dotted key, and says what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from toolkit.errors import ConfigError
+
+DEFAULT_PARAMS_FILE = "params.yaml"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BuiltinBaseParams(StrictModel):
+    """The embedded tiny Llama-architecture model, built and briefly pre-trained on CPU."""
+
+    vocab_size: int = Field(1024, ge=300, le=32000)
+    hidden_size: int = Field(128, ge=16)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(384, ge=16)
+    context_length: int = Field(256, ge=64)
+    corpus_documents: int = Field(4000, ge=100)
+    pretrain_steps: int = Field(300, ge=1)
+    pretrain_batch_size: int = Field(8, ge=1)
+    pretrain_learning_rate: float = Field(3e-3, gt=0)
+
+
+class BaseParams(StrictModel):
+    model: str = Field("builtin", min_length=1, description='"builtin", a Hugging Face Hub id, or a local folder')
+    revision: str | None = None
+    trust_remote_code: bool = False
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    builtin: BuiltinBaseParams = BuiltinBaseParams()
+
+
+class DataParams(StrictModel):
+    path: str = "data/support_tickets.jsonl"
+    datasheet: str | None = "data/support_tickets.datasheet.yaml"
+    quarantine: bool = False
+    validation_fraction: float = Field(0.1, ge=0, lt=0.5)
+    heldout_fraction: float = Field(0.15, gt=0, lt=0.5)
+    max_turn_chars: int = Field(4000, ge=1)
+
+
+class LoraParams(StrictModel):
+    r: int = Field(16, ge=1)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+
+
+class TrainParams(StrictModel):
+    method: Literal["sft"] = "sft"
+    adapter: Literal["lora"] = "lora"
+    lora: LoraParams = LoraParams()
+    epochs: float = Field(3, gt=0)
+    batch_size: int = Field(16, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    warmup_steps: int = Field(10, ge=0)
+    max_length: int = Field(256, ge=16)
+    assistant_only_loss: bool = True
+    logging_steps: int = Field(10, ge=1)
+
+
+class HeldoutEvalParams(StrictModel):
+    max_items: int | None = Field(None, ge=1)
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(32, ge=1)
+    metrics: list[str] = ["json_valid", "field_accuracy", "exact_match"]
+    primary_metric: str = "field_accuracy"
+    bootstrap_samples: int = Field(2000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _primary_is_listed(cls, value: str, info: Any) -> str:
+        listed = info.data.get("metrics", [])
+        if listed and value not in listed:
+            raise ValueError(f"must be one of the listed metrics {listed}")
+        return value
+
+
+class EvaluateParams(StrictModel):
+    heldout: HeldoutEvalParams = HeldoutEvalParams()
+
+
+class GateParams(StrictModel):
+    policy: str = Field("default", min_length=1, description="a name in policies/ or a path to a YAML policy")
+
+
+class GovernanceParams(StrictModel):
+    """What the toolkit cannot measure: it comes from the people responsible for the release."""
+
+    model_name: str = ""
+    provider: str = ""
+    contact: str = ""
+    license: str = ""
+    languages: list[str] = []
+    intended_use: str = ""
+    out_of_scope_use: str = ""
+    risk_category: Literal["", "minimal", "limited", "high", "prohibited"] = ""
+    risk_reasoning: str = ""
+    human_oversight: str = ""
+
+
+class Params(StrictModel):
+    seed: int = 1234
+    base: BaseParams = BaseParams()
+    data: DataParams = DataParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    gate: GateParams = GateParams()
+    governance: GovernanceParams = GovernanceParams()
+
+    def section(self, name: str) -> dict[str, Any]:
+        return getattr(self, name).model_dump(mode="json")
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("parameters file not found", file=str(path))
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
+                          line=mark.line + 1 if mark else None) from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping of parameter sections at the top level", file=str(path), line=1)
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise _config_error(exc, path, text) from None
+
+
+def _config_error(exc: ValidationError, path: Path, text: str) -> ConfigError:
+    """The first validation problem, with its dotted key and the line it is on."""
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        key = ".".join(loc)
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see params.yaml in the toolkit's repository for every key)"
+        else:
+            message = f"{error['msg']} (got {error.get('input')!r})"
+        problems.append((key, message, yaml_line(text, loc)))
+    key, message, line = problems[0]
+    extra = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return ConfigError(message + extra, file=str(path), line=line, key=key)
+
+
+def yaml_line(text: str, keys: list[str]) -> int | None:
+    """1-based line of the deepest existing key along `keys` in a YAML document."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == key), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
+            node = node.value[int(key)]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

@@ -1,0 +1,1 @@
+"""Data: synthetic default dataset, canonical records, validation and splits."""

@@ -1,0 +1,142 @@
+"""Runs a Great Expectations suite (kept as YAML in policies/data_suites/) on chat records.
+
+GX checks columns, so each record becomes one row of derived columns (roles, last role, empty
+turns, longest turn, turn count); the row index is the record's line number, so every failure
+maps back to file and line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from toolkit.config import Params
+from toolkit.data.records import Record
+from toolkit.errors import ConfigError
+
+SUITES_DIR = Path("policies/data_suites")
+_PARAM_REF = re.compile(r"^\$\{([a-z_][a-z0-9_.]*)\}$")
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    type: str
+    id: str
+    description: str
+    field: str
+    kwargs: dict
+
+
+@dataclass
+class ExpectationOutcome:
+    id: str
+    type: str
+    description: str
+    field: str
+    success: bool
+    unexpected_count: int
+    failing_lines: list[int] = field(default_factory=list)
+
+    def as_dict(self, max_examples: int = 10) -> dict:
+        return {"id": self.id, "type": self.type, "description": self.description, "field": self.field,
+                "success": self.success, "unexpected_count": self.unexpected_count,
+                "example_lines": self.failing_lines[:max_examples]}
+
+
+def suite_path(name_or_path: str) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        return candidate
+    return SUITES_DIR / f"{name_or_path}.yaml"
+
+
+def load_suite(path: Path, params: Params) -> list[ExpectationSpec]:
+    if not path.is_file():
+        raise ConfigError("data expectation suite not found", file=str(path))
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    items = raw.get("expectations") if isinstance(raw, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ConfigError("expected a mapping with a non-empty 'expectations' list", file=str(path), line=1)
+    from great_expectations import expectations as gxe
+
+    specs = []
+    for index, item in enumerate(items):
+        key = f"expectations[{index}]"
+        if not isinstance(item, dict) or not {"type", "id", "kwargs"} <= set(item):
+            raise ConfigError("each expectation needs type, id and kwargs", file=str(path), key=key)
+        if not hasattr(gxe, str(item["type"])):
+            raise ConfigError(f"unknown Great Expectations class {item['type']!r}", file=str(path), key=f"{key}.type")
+        kwargs = {name: _resolve(value, params, path, f"{key}.kwargs.{name}") for name, value in item["kwargs"].items()}
+        specs.append(ExpectationSpec(item["type"], str(item["id"]), str(item.get("description", "")),
+                                     str(item.get("field", kwargs.get("column", ""))), kwargs))
+    return specs
+
+
+def _resolve(value: Any, params: Params, path: Path, key: str) -> Any:
+    match = _PARAM_REF.match(value) if isinstance(value, str) else None
+    if not match:
+        return value
+    node: Any = params
+    for part in match.group(1).split("."):
+        if not hasattr(node, part):
+            raise ConfigError(f"refers to unknown parameter {match.group(1)!r}", file=str(path), key=key)
+        node = getattr(node, part)
+    return node
+
+
+def derived_columns(records: list[Record]):
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        roles = [m["role"] for m in record.messages]
+        contents = [m["content"] for m in record.messages]
+        rows.append({
+            "line": record.line,
+            "roles": ",".join(roles),
+            "last_role": roles[-1],
+            "empty_turns": sum(1 for c in contents if not c.strip()),
+            "max_turn_chars": max(len(c) for c in contents),
+            "n_messages": len(roles),
+        })
+    return pd.DataFrame(rows).set_index("line", drop=False)
+
+
+def run_suite(records: list[Record], specs: list[ExpectationSpec], suite_name: str) -> list[ExpectationOutcome]:
+    if not records:
+        return [ExpectationOutcome(s.id, s.type, s.description, s.field, True, 0) for s in specs]
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations import expectations as gxe
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    frame = derived_columns(records)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch_definition = (
+        context.data_sources.add_pandas("records")
+        .add_dataframe_asset("chat_records")
+        .add_batch_definition_whole_dataframe("all")
+    )
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
+    for spec in specs:
+        suite.add_expectation(getattr(gxe, spec.type)(**spec.kwargs))
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{suite_name}-validation", data=batch_definition, suite=suite))
+    result = validation.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["line"]})
+
+    outcomes = []
+    # GX returns results in the order the expectations were added; the column check guards that.
+    for spec, item in zip(specs, result.results, strict=True):
+        if item.expectation_config.kwargs.get("column") != spec.kwargs.get("column"):
+            raise RuntimeError("Great Expectations returned results out of order")
+        details = item.result or {}
+        failing = sorted(int(row["line"]) for row in details.get("unexpected_index_list") or [])
+        outcomes.append(ExpectationOutcome(spec.id, spec.type, spec.description, spec.field, bool(item.success),
+                                           int(details.get("unexpected_count") or 0), failing))
+    return outcomes

@@ -1,0 +1,48 @@
+"""Exception types that map to the CLI's exit codes.
+
+0 success, 1 a gate failed, 2 bad input or configuration.
+"""
+
+from __future__ import annotations
+
+
+class ToolkitError(Exception):
+    """Base class; carries the process exit code the CLI should use."""
+
+    exit_code = 2
+
+
+class ConfigError(ToolkitError):
+    """A parameter, policy or suite file is wrong. Names the file, line and key."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, key: str | None = None):
+        self.file, self.line, self.key = file, line, key
+        where = file or ""
+        if file and line:
+            where = f"{file}:{line}"
+        prefix = ": ".join(part for part in (where, key) if part)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class DataError(ToolkitError):
+    """Input data is malformed. Names the file, line and field."""
+
+    def __init__(self, message: str, *, file: str, line: int | None = None, field: str | None = None):
+        self.file, self.line, self.field = file, line, field
+        where = f"{file}:{line}" if line else file
+        prefix = f"{where}: field '{field}'" if field else where
+        super().__init__(f"{prefix}: {message}")
+
+
+class MissingInputError(ToolkitError):
+    """A stage was started before the stage it depends on produced its output."""
+
+
+class UnsupportedHardwareError(ToolkitError):
+    """The requested configuration needs hardware this machine does not have (e.g. QLoRA without CUDA)."""
+
+
+class GateFailed(ToolkitError):
+    """At least one blocking policy rule failed; the gate report was written."""
+
+    exit_code = 1

@@ -1,0 +1,1 @@
+"""Evaluation: generation, metrics, paired statistics and the evaluation tiers."""

@@ -1,0 +1,83 @@
+"""Held-out tier: base vs adapter on the validated held-out split, with paired bootstrap CIs."""
+
+from __future__ import annotations
+
+from toolkit.config import Params
+from toolkit.errors import DataError, MissingInputError
+from toolkit.evals.generation import adapter_disabled, generate, render_prompts
+from toolkit.evals.metrics import get_metric
+from toolkit.evals.stats import paired_bootstrap
+from toolkit.files import atomic_write_json, atomic_write_jsonl, read_jsonl
+from toolkit.layout import ADAPTER_DIR, EVAL_DIR, METRICS, SPLIT_FILES, report_path
+from toolkit.reports import EvalReport, MetricDelta, digests, write_report
+from toolkit.train.base_stage import load_base
+
+TIER = "heldout"
+
+
+def load_adapter_model(params: Params):
+    """One PeftModel over the base: adapter on for adapter outputs, disabled for base outputs."""
+    from peft import PeftModel
+
+    if not (ADAPTER_DIR / "adapter_config.json").is_file():
+        raise MissingInputError(f"{ADAPTER_DIR}: no adapter; run the train stage first")
+    model, tokenizer = load_base(params)
+    return PeftModel.from_pretrained(model, ADAPTER_DIR, is_trainable=False), tokenizer
+
+
+def run_heldout(params: Params) -> EvalReport:
+    cfg = params.evaluate.heldout
+    heldout_file = SPLIT_FILES["heldout"]
+    if not heldout_file.is_file():
+        raise MissingInputError(f"{heldout_file}: no held-out split; run the validate stage first")
+    rows = list(read_jsonl(heldout_file))[: cfg.max_items]
+    if not rows:
+        raise DataError("the held-out split is empty; raise data.heldout_fraction or add data", file=str(heldout_file))
+    metrics = {name: get_metric(name) for name in cfg.metrics}
+
+    model, tokenizer = load_adapter_model(params)
+    prompts = render_prompts(tokenizer, (row["messages"][:-1] for row in rows))
+    references = [row["messages"][-1]["content"] for row in rows]
+    with adapter_disabled(model):
+        base_outputs = generate(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size, "held-out: base")
+    adapter_outputs = generate(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size, "held-out: adapter")
+
+    items, scores = [], {name: {"base": [], "adapter": []} for name in metrics}
+    for index, (row, reference, base_out, adapter_out) in enumerate(zip(rows, references, base_outputs, adapter_outputs)):
+        item = {"index": index, "input": row["messages"][:-1], "reference": reference,
+                "base_output": base_out, "adapter_output": adapter_out, "scores": {}}
+        for name, metric in metrics.items():
+            try:
+                pair = {"base": metric(base_out, reference), "adapter": metric(adapter_out, reference)}
+            except ValueError as exc:
+                raise DataError(f"metric {name}: {exc}", file=str(heldout_file), line=index + 1,
+                                field="messages[-1].content") from None
+            item["scores"][name] = pair
+            for side in ("base", "adapter"):
+                scores[name][side].append(pair[side])
+        items.append(item)
+
+    results = {
+        name: MetricDelta(**paired_bootstrap(s["base"], s["adapter"], cfg.bootstrap_samples, cfg.confidence,
+                                             params.seed).__dict__)
+        for name, s in scores.items()
+    }
+    items_file = EVAL_DIR / f"{TIER}_items.jsonl"
+    metrics_file = METRICS / f"{TIER}.json"
+    atomic_write_jsonl(items_file, items)
+    atomic_write_json(metrics_file, {name: {"base": round(r.base, 4), "adapter": round(r.adapter, 4),
+                                            "delta": round(r.delta, 4)} for name, r in results.items()})
+    report = EvalReport(
+        stage=f"eval_{TIER}",
+        params={"evaluate.heldout": cfg.model_dump(mode="json"), "seed": params.seed},
+        inputs=digests([heldout_file, ADAPTER_DIR, report_path("base")]),
+        outputs=digests([items_file, metrics_file]),
+        tier=TIER,
+        n_items=len(rows),
+        primary_metric=cfg.primary_metric,
+        metrics=results,
+        items_file=items_file.as_posix(),
+        generation={"max_new_tokens": cfg.max_new_tokens, "batch_size": cfg.batch_size, "decoding": "greedy"},
+    )
+    write_report(report)
+    return report

@@ -1,0 +1,1 @@
+"""Governance: policies and the gate, the model card."""

@@ -1,0 +1,92 @@
+"""The gate: evaluates a policy's rules against the stage reports, writes JSON + Markdown.
+
+The gate only reads reports; it never recomputes a metric. A rule whose report or field is absent
+is `missing`, never `passed`, and a blocking `missing` fails the gate like a failed rule.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import GateFailed
+from toolkit.files import atomic_write_text, sha256_file
+from toolkit.governance.policy import Policy, Rule, load_policy
+from toolkit.layout import REPORTS, report_path
+from toolkit.reports import GateReport, RuleOutcome, digests, write_report
+from toolkit.templating import render
+
+GATE_MARKDOWN = REPORTS / "gate.md"
+_MISSING = object()
+
+
+def lookup(report: dict, dotted: str) -> Any:
+    node: Any = report
+    for part in dotted.split("."):
+        if part.startswith("{") and part.endswith("}"):
+            part = str(report.get(part[1:-1], part))
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def compare(op: str, value: Any, threshold: Any) -> bool:
+    if op == "required":
+        return value not in (None, "", [], {})
+    if op == "equals":
+        return value == threshold
+    if op == "one_of":
+        return value in threshold
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return value >= threshold if op == "min" else value <= threshold
+
+
+def evaluate_rule(rule: Rule, reports_dir: Path = REPORTS) -> RuleOutcome:
+    path = reports_dir / f"{rule.report}.json"
+    common = dict(id=rule.id, severity=rule.severity, report=rule.report, field=rule.field, op=rule.op,
+                  threshold=rule.threshold, rationale=rule.rationale)
+    if not path.is_file():
+        return RuleOutcome(**common, status="missing", message=f"{path} not found: the stage that writes it did not run")
+    report = json.loads(path.read_text(encoding="utf-8"))
+    value = lookup(report, rule.field)
+    file_info = dict(report_file=path.as_posix(), report_sha256=sha256_file(path))
+    if value is _MISSING:
+        return RuleOutcome(**common, **file_info, status="missing", message=f"{path} has no field {rule.field}")
+    ok = compare(rule.op, value, rule.threshold)
+    status = "passed" if ok else ("failed" if rule.severity == "block" else "warned")
+    return RuleOutcome(**common, **file_info, status=status, value=value)
+
+
+def run_gate(policy_name: str) -> GateReport:
+    policy: Policy = load_policy(policy_name)
+    outcomes = [evaluate_rule(rule) for rule in policy.rules]
+    blocking = sum(o.status in ("failed", "missing") and o.severity == "block" for o in outcomes)
+    warnings = sum(o.status == "warned" or (o.status == "missing" and o.severity == "warn") for o in outcomes)
+    used = sorted({Path(o.report_file) for o in outcomes if o.report_file})
+    report = GateReport(
+        params={"gate": {"policy": policy_name}},
+        inputs=digests([policy.file, *used]),
+        policy=policy.name,
+        policy_file=policy.file.as_posix(),
+        passed=blocking == 0,
+        blocking_failures=blocking,
+        warnings=warnings,
+        rules=outcomes,
+    )
+    atomic_write_text(GATE_MARKDOWN, render("gate_report.md.j2", gate=report, description=policy.description))
+    report.outputs = digests([GATE_MARKDOWN])
+    write_report(report, report_path("gate"))
+    return report
+
+
+def enforce(report: GateReport) -> None:
+    if not report.passed:
+        failed = [o for o in report.rules if o.severity == "block" and o.status in ("failed", "missing")]
+        names = ", ".join(f"{o.id} ({o.status})" for o in failed)
+        raise GateFailed(f"gate failed under policy {report.policy!r}: {names}; see {GATE_MARKDOWN}")

@@ -1,0 +1,172 @@
+"""Typed schemas of the JSON report every stage writes.
+
+The gate and the model card read these and nothing else; they never recompute a metric. Every
+report records the SHA-256 of the files it was computed from (inputs) and of the files it produced
+(outputs), so an auditor can follow each number back to the files behind it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from toolkit import __version__
+from toolkit.errors import ConfigError, MissingInputError
+from toolkit.files import atomic_write_json, sha256_path
+from toolkit.layout import report_path
+
+SCHEMA_VERSION = 1
+
+
+class Report(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    stage: str
+    toolkit_version: str = __version__
+    created_at: str = Field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    params: dict[str, Any] = {}
+    inputs: dict[str, str] = {}
+    outputs: dict[str, str] = {}
+
+
+class BaseModelReport(Report):
+    stage: str = "base"
+    model: str
+    source: str  # builtin | local | hub
+    model_path: str
+    revision: str | None = None
+    architecture: str
+    parameters: int
+    vocab_size: int
+    context_length: int
+    chat_template_sha256: str | None
+    pretraining: dict[str, Any] | None = None
+
+
+class ExpectationResult(BaseModel):
+    id: str
+    type: str
+    description: str
+    field: str
+    success: bool
+    unexpected_count: int
+    example_lines: list[int]
+
+
+class ValidateReport(Report):
+    stage: str = "validate"
+    passed: bool
+    data_file: str
+    data_sha256: str
+    records_in: int
+    records_valid: int
+    records_quarantined: int
+    problems: list[dict[str, Any]]
+    expectation_suite: str
+    expectations: list[ExpectationResult]
+    splits: dict[str, int]
+    datasheet: dict[str, Any] | None
+    datasheet_missing_fields: list[str]
+
+
+class TrainReport(Report):
+    stage: str = "train"
+    method: str
+    adapter_type: str
+    base_model: str
+    trainable_parameters: int
+    total_parameters: int
+    train_records: int
+    validation_records: int
+    epochs: float
+    optimizer_steps: int
+    tokens_seen: int
+    wall_time_s: float
+    tokens_per_s: float
+    device: str
+    first_loss: float | None
+    final_loss: float | None
+    validation_loss: float | None
+    loss_history: list[dict[str, float]]
+    chat_template_sha256: str | None
+
+
+class MetricDelta(BaseModel):
+    base: float
+    adapter: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+
+
+class EvalReport(Report):
+    stage: str
+    tier: str
+    n_items: int
+    primary_metric: str
+    metrics: dict[str, MetricDelta]
+    items_file: str
+    generation: dict[str, Any]
+
+
+class CardReport(Report):
+    stage: str = "card"
+    model_name: str
+    markdown: str
+    html: str
+    governance_missing: list[str]
+    cited_reports: dict[str, str]
+
+
+class RuleOutcome(BaseModel):
+    id: str
+    status: str  # passed | failed | warned | missing
+    severity: str
+    report: str
+    field: str
+    op: str
+    threshold: Any = None
+    value: Any = None
+    rationale: str
+    report_file: str | None = None
+    report_sha256: str | None = None
+    message: str = ""
+
+
+class GateReport(Report):
+    stage: str = "gate"
+    policy: str
+    policy_file: str
+    passed: bool
+    blocking_failures: int
+    warnings: int
+    rules: list[RuleOutcome]
+
+
+R = TypeVar("R", bound=Report)
+
+
+def digests(paths: list[str | Path]) -> dict[str, str]:
+    return {Path(p).as_posix(): sha256_path(p) for p in paths}
+
+
+def write_report(report: Report, path: str | Path | None = None) -> Path:
+    path = Path(path) if path else report_path(report.stage)
+    atomic_write_json(path, report.model_dump(mode="json"))
+    return path
+
+
+def read_report(path: str | Path, schema: type[R]) -> R:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"{path}: report not found; run the stage that writes it first (dvc repro does)")
+    try:
+        return schema.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise ConfigError(f"not a valid {schema.__name__}: {exc}", file=str(path)) from None

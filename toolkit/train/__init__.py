@@ -1,0 +1,1 @@
+"""Training: the builtin base model, SFT with LoRA through TRL + PEFT."""
