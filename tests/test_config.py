@@ -24,6 +24,14 @@ def test_unknown_key_names_key_and_line(tmp_path):
         load_params(path)
     message = str(err.value)
     assert f"{path}:4" in message and "train.learnin_rate" in message and "unknown key" in message
+    assert "did you mean 'learning_rate'?" in message
+
+
+def test_unknown_top_level_key_suggests_the_section(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("trian:\n  epochs: 2\n")
+    with pytest.raises(ConfigError, match=r"params.yaml:1: trian: unknown key; did you mean 'train'\?"):
+        load_params(path)
 
 
 def test_wrong_type_names_key_line_and_expectation(tmp_path):
@@ -78,3 +86,11 @@ def test_check_params_prints_resolved_values():
     result = CliRunner().invoke(cli, ["check-params", "--params", str(REPO / "params.yaml")])
     assert result.exit_code == 0, result.output
     assert "primary_metric: field_accuracy" in result.output
+
+
+def test_code_defaults_equal_the_shipped_params_file():
+    """A minimal params.yaml must get the same (tuned) embedded default as the shipped one."""
+    shipped = load_params(REPO / "params.yaml")
+    defaults = Params()
+    for section in ("base", "data", "train", "evaluate", "gate"):
+        assert getattr(shipped, section) == getattr(defaults, section), section

@@ -6,6 +6,7 @@ the line and the dotted key, and says what was expected.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +32,7 @@ class BuiltinBaseParams(StrictModel):
     intermediate_size: int = Field(384, ge=16)
     context_length: int = Field(256, ge=64)
     corpus_documents: int = Field(4000, ge=100)
-    pretrain_steps: int = Field(300, ge=1)
+    pretrain_steps: int = Field(700, ge=1)
     pretrain_batch_size: int = Field(8, ge=1)
     pretrain_learning_rate: float = Field(3e-3, gt=0)
 
@@ -64,10 +65,10 @@ class TrainParams(StrictModel):
     method: Literal["sft"] = "sft"
     adapter: Literal["lora"] = "lora"
     lora: LoraParams = LoraParams()
-    epochs: float = Field(3, gt=0)
+    epochs: float = Field(5, gt=0)
     batch_size: int = Field(16, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
-    learning_rate: float = Field(2e-3, gt=0)
+    learning_rate: float = Field(5e-3, gt=0)
     warmup_steps: int = Field(10, ge=0)
     max_length: int = Field(256, ge=16)
     assistant_only_loss: bool = True
@@ -155,13 +156,27 @@ def _config_error(exc: ValidationError, path: Path, text: str) -> ConfigError:
         loc = [str(part) for part in error["loc"]]
         key = ".".join(loc)
         if error["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see params.yaml in the toolkit's repository for every key)"
+            message = "unknown key" + _suggestion(loc)
         else:
             message = f"{error['msg']} (got {error.get('input')!r})"
         problems.append((key, message, yaml_line(text, loc)))
     key, message, line = problems[0]
     extra = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
     return ConfigError(message + extra, file=str(path), line=line, key=key)
+
+
+def _suggestion(loc: list[str]) -> str:
+    """'; did you mean ...?' for a misspelt key, from the fields of the section it sits in."""
+    model: Any = Params
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return ""
+        model = field.annotation
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return ""
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+    return f"; did you mean '{close[0]}'?" if close else f"; expected one of: {', '.join(model.model_fields)}"
 
 
 def yaml_line(text: str, keys: list[str]) -> int | None:

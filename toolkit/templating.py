@@ -25,7 +25,17 @@ def _environment() -> jinja2.Environment:
     env.filters["pct"] = lambda value, digits=1: f"{100 * value:.{digits}f} %"
     env.filters["signed"] = lambda value, digits=3: f"{value:+.{digits}f}"
     env.filters["num"] = lambda value: f"{value:,}"
+    env.filters["brief"] = _brief
     return env
+
+
+def _brief(value) -> str:
+    """A measured value as a reader wants it: floats to 4 decimals, nothing as a dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
 
 
 def render(template_name: str, **context) -> str:

@@ -21,8 +21,13 @@ def load_adapter_model(params: Params):
 
     if not (ADAPTER_DIR / "adapter_config.json").is_file():
         raise MissingInputError(f"{ADAPTER_DIR}: no adapter; run the train stage first")
+    import torch
+
     model, tokenizer = load_base(params)
-    return PeftModel.from_pretrained(model, ADAPTER_DIR, is_trainable=False), tokenizer
+    model = PeftModel.from_pretrained(model, ADAPTER_DIR, is_trainable=False)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    return model, tokenizer
 
 
 def run_heldout(params: Params) -> EvalReport:

@@ -9,6 +9,7 @@ same platform.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,8 @@ def build_builtin_base(params: BuiltinBaseParams, seed: int, out_dir: Path, prog
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     started = time.perf_counter()
-    for _ in tqdm(range(params.pretrain_steps), desc="pre-training builtin base", disable=not progress):
+    log_every = max(1, params.pretrain_steps // 10)
+    for step in tqdm(range(params.pretrain_steps), desc="pre-training builtin base", disable=not progress):
         index = torch.randint(0, n_blocks, (params.pretrain_batch_size,), generator=generator)
         batch = blocks[index]
         loss = model(input_ids=batch, labels=batch).loss
@@ -113,6 +115,10 @@ def build_builtin_base(params: BuiltinBaseParams, seed: int, out_dir: Path, prog
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
+        if not progress and (step + 1) % log_every == 0:
+            # No progress bar without a terminal (CI logs): a line every tenth of the run instead.
+            print(f"pre-training step {step + 1}/{params.pretrain_steps}: loss {losses[-1]:.3f}", file=sys.stderr,
+                  flush=True)
     elapsed = time.perf_counter() - started
 
     model.eval()
