@@ -24,7 +24,7 @@ def tracked_files() -> list[str]:
 def copy_project(dest: Path) -> Path:
     """A fresh project: the repository's files (as git sees them) in a new git repository."""
     for rel in tracked_files():
-        if rel.startswith(("tests/", "docs/", "benchmarks/")) or rel == "dvc.lock":
+        if rel.startswith(("tests/", "docs/", "benchmarks/")):
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
