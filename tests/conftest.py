@@ -51,3 +51,21 @@ def in_tmp(tmp_path, monkeypatch):
     shutil.copytree(REPO / "policies", tmp_path / "policies")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def completed_pipeline(tmp_path_factory):
+    """A fresh copy of the repository after one real `dvc repro`. Never modify it: use `pipeline_copy`."""
+    root = copy_project(tmp_path_factory.mktemp("project"))
+    result = run_in(root, "dvc", "repro")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    (root / "first_repro.log").write_text(result.stdout)
+    return root
+
+
+@pytest.fixture
+def pipeline_copy(completed_pipeline, tmp_path):
+    """A private copy of the completed pipeline that a test may change."""
+    target = tmp_path / "project"
+    shutil.copytree(completed_pipeline, target, symlinks=True)
+    return target

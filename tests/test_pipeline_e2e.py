@@ -6,18 +6,14 @@ import pytest
 import yaml
 from huggingface_hub import ModelCard
 
-from conftest import copy_project, run_in
+from conftest import run_in
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = copy_project(tmp_path_factory.mktemp("project"))
-    result = run_in(root, "dvc", "repro")
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
-    root.joinpath("first_repro.log").write_text(result.stdout)
-    return root
+@pytest.fixture
+def project(completed_pipeline):
+    return completed_pipeline
 
 
 def _report(project, name):
@@ -77,13 +73,14 @@ def test_model_card_names_base_data_hash_and_eval_figures(project):
     assert validate["data_sha256"] in html and "<script" not in html
 
 
-def test_second_repro_runs_no_stage(project):
-    result = run_in(project, "dvc", "repro", check=True)
+def test_second_repro_runs_no_stage(pipeline_copy):
+    result = run_in(pipeline_copy, "dvc", "repro", check=True)
     assert "Running stage" not in result.stdout
     assert "up to date" in result.stdout
 
 
-def test_stricter_policy_fails_the_gate_and_repro_with_the_reason(project):
+def test_stricter_policy_fails_the_gate_and_repro_with_the_reason(pipeline_copy):
+    project = pipeline_copy
     strict = {"name": "strict", "description": "demands a perfect adapter", "extends": "default", "rules": [{
         "id": "heldout_primary_improves", "report": "eval_heldout", "field": "metrics.{primary_metric}.adapter",
         "op": "min", "threshold": 1.01, "severity": "block", "rationale": "only perfection ships"}]}

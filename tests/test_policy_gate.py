@@ -106,6 +106,12 @@ def test_malformed_rules_name_file_line_and_rule(in_tmp, change, line, message):
     assert f"policies/bad.yaml:{line}: rules[0] (improves)" in text and message in text
 
 
+def test_policy_with_a_yaml_syntax_error_names_the_line(in_tmp):
+    _write(in_tmp, "policies/bad.yaml", "name: bad\nrules:\n  - id: x\n    field: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"policies/bad.yaml:\d+: not valid YAML"):
+        load_policy("bad")
+
+
 def test_unknown_policy_lists_the_known_ones(in_tmp):
     with pytest.raises(ConfigError, match="known policies: default"):
         load_policy("nonesuch")

@@ -131,6 +131,89 @@ def gate(params_file: str, policy: str | None) -> None:
     enforce(report)
 
 
+@cli.command()
+@params_option
+@click.option("--override", default=None, metavar="REASON",
+              help="Release although the gate failed; the reason, who and when go into the ledger and onto the card.")
+@click.option("--version", "version", default=None, help="Version to release (an integer or MAJOR.MINOR.PATCH; "
+              "default: the next integer).")
+@click.option("--registry", default=None, help="Registry folder (default: release.registry).")
+def release(params_file: str, override: str | None, version: str | None, registry: str | None) -> None:
+    """Release the adapter into the registry: a verified bundle and a ledger entry. Refuses unless
+    the gate passed or --override is given."""
+    from toolkit.governance.release import run_release
+
+    result = run_release(load_params(params_file), override=override, version=version, registry_root=registry)
+    entry, serving = result["entry"], result["serving"]
+    if entry["override"]:
+        click.secho(f"released with an OVERRIDE by {entry['override']['by']}: {entry['override']['reason']}",
+                    fg="yellow", bold=True)
+    click.echo(f"released version {entry['version']} -> {result['bundle']} "
+               f"(manifest sha256 {entry['manifest_sha256'][:12]}…, ledger entry {entry['entry_sha256'][:12]}…)")
+    click.echo(f"serving: rank {serving['rank']}, vLLM --max-lora-rank {serving['vllm_max_lora_rank']}, "
+               f"reloaded logits max |diff| {serving['logit_max_abs_diff']:.1e}"
+               + ("" if serving["vllm_compatible"] else f"; {'; '.join(serving['notes'])}"))
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--ledger", default=None, type=click.Path(dir_okay=False),
+              help="The ledger (default: ledger.jsonl of the registry the bundle sits in).")
+def verify(bundle: str, ledger: str | None) -> None:
+    """Verify a release bundle against its manifest, its reports and the ledger (for auditors)."""
+    from toolkit.errors import VerificationFailed
+    from toolkit.governance.verify import verify_bundle
+
+    checks = verify_bundle(Path(bundle), Path(ledger) if ledger else None)
+    for check in checks:
+        click.secho(f"[{'PASS' if check.ok else 'FAIL'}] {check.name}: {check.detail}", fg="green" if check.ok else "red")
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        raise VerificationFailed(f"{bundle}: {len(failed)} check(s) failed: {', '.join(failed)}")
+    click.secho(f"{bundle}: all {len(checks)} checks passed", fg="green", bold=True)
+
+
+@cli.command()
+@params_option
+@click.option("--registry", default=None, help="Registry folder (default: release.registry).")
+def history(params_file: str, registry: str | None) -> None:
+    """List releases with their gate results and headline deltas."""
+    from toolkit.governance.ledger import read_entries
+    from toolkit.governance.release import Registry
+
+    reg = Registry(Path(registry or load_params(params_file).release.registry))
+    entries = read_entries(reg.ledger)
+    if not entries:
+        click.echo(f"no releases in {reg.root}")
+        return
+    click.echo(f"{'version':<9} {'time':<26} {'gate':<9} {'policy':<12} headline")
+    for entry in entries:
+        gate = "passed" if entry["gate_passed"] else ("OVERRIDE" if entry.get("override") else "failed")
+        h = entry.get("headline") or {}
+        headline = f"{h.get('metric')} {h.get('base', 0):.4f} -> {h.get('adapter', 0):.4f} ({h.get('delta', 0):+.4f})"
+        click.echo(f"{entry['version']:<9} {entry['time']:<26} {gate:<9} {entry['policy']:<12} {headline}")
+
+
+@cli.command()
+@params_option
+@click.option("--merged", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Write the base model with the adapter merged in (safetensors) to this folder.")
+@click.option("--bundle", default=None, type=click.Path(exists=True, file_okay=False),
+              help="A release bundle (default: the current artifacts/adapter).")
+def export(params_file: str, out_dir: str, bundle: str | None) -> None:
+    """Export a merged model for single-tenant serving."""
+    from toolkit.governance.serving import export_merged
+    from toolkit.layout import ADAPTER_DIR
+    from toolkit.reports import BaseModelReport, read_report
+
+    params = load_params(params_file)
+    reports = Path(bundle) / "reports" if bundle else Path("reports")
+    base = read_report(reports / "base.json", BaseModelReport)
+    adapter = Path(bundle) / "adapter" if bundle else ADAPTER_DIR
+    out = export_merged(Path(base.model_path), adapter, Path(out_dir), params.base.dtype)
+    click.echo(f"merged {adapter} into {base.model} -> {out}")
+
+
 @cli.group(cls=ToolkitGroup)
 def data() -> None:
     """Data utilities."""

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from toolkit.errors import ConfigError
+from toolkit.files import parse_yaml
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 
@@ -101,6 +102,11 @@ class GateParams(StrictModel):
     policy: str = Field("default", min_length=1, description="a name in policies/ or a path to a YAML policy")
 
 
+class ReleaseParams(StrictModel):
+    registry: str = Field("registry", min_length=1, description="folder holding releases/ and ledger.jsonl")
+    logit_tolerance: float = Field(1e-4, ge=0, description="max |logit difference| of a reloaded adapter")
+
+
 class GovernanceParams(StrictModel):
     """What the toolkit cannot measure: it comes from the people responsible for the release."""
 
@@ -123,6 +129,7 @@ class Params(StrictModel):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     gate: GateParams = GateParams()
+    release: ReleaseParams = ReleaseParams()
     governance: GovernanceParams = GovernanceParams()
 
     def section(self, name: str) -> dict[str, Any]:
@@ -133,20 +140,14 @@ def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
     path = Path(path)
     if not path.is_file():
         raise ConfigError("parameters file not found", file=str(path))
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                          line=mark.line + 1 if mark else None) from None
+    raw = parse_yaml(path)
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping of parameter sections at the top level", file=str(path), line=1)
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise _config_error(exc, path, text) from None
+        raise _config_error(exc, path, path.read_text(encoding="utf-8")) from None
 
 
 def _config_error(exc: ValidationError, path: Path, text: str) -> ConfigError:

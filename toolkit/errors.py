@@ -46,3 +46,9 @@ class GateFailed(ToolkitError):
     """At least one blocking policy rule failed; the gate report was written."""
 
     exit_code = 1
+
+
+class VerificationFailed(ToolkitError):
+    """`toolkit verify` found at least one failed check."""
+
+    exit_code = 1

@@ -13,6 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import yaml
+
+from toolkit.errors import ConfigError
+
 _CHUNK = 1 << 20
 
 
@@ -75,3 +79,14 @@ def read_jsonl(path: str | Path) -> Iterator[Any]:
         for line in handle:
             if line.strip():
                 yield json.loads(line)
+
+
+def parse_yaml(path: str | Path, error_type: type[Exception] = ConfigError) -> Any:
+    """Safe-load a YAML file; a syntax error becomes `error_type` naming the file and line."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise error_type(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", file=str(path),
+                         line=mark.line + 1 if mark else None) from None

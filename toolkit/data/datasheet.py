@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from toolkit.errors import DataError
+from toolkit.files import parse_yaml
 
 REQUIRED_FIELDS = ("name", "source", "license", "collection_method", "legal_basis", "pii_handling", "languages", "date")
 
@@ -20,12 +19,7 @@ def load_datasheet(path: str | Path) -> tuple[dict, list[str]]:
     path = Path(path)
     if not path.is_file():
         raise DataError("datasheet not found; every dataset needs one (see docs/data.md for the fields)", file=str(path))
-    try:
-        sheet = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise DataError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                        line=mark.line + 1 if mark else None) from None
+    sheet = parse_yaml(path, DataError)
     if not isinstance(sheet, dict):
         raise DataError("expected a mapping of datasheet fields", file=str(path), line=1)
     missing = [name for name in REQUIRED_FIELDS if sheet.get(name) in (None, "", [])]

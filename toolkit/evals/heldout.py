@@ -13,6 +13,8 @@ from toolkit.reports import EvalReport, MetricDelta, digests, write_report
 from toolkit.train.base_stage import load_base
 
 TIER = "heldout"
+PROBE_PROMPTS = 4
+PROBE_FILE = EVAL_DIR / "serving_probe.safetensors"
 
 
 def load_adapter_model(params: Params):
@@ -28,6 +30,32 @@ def load_adapter_model(params: Params):
     if torch.cuda.is_available():
         model = model.to("cuda")
     return model, tokenizer
+
+
+def probe_logits(model, tokenizer, input_ids):
+    """Last-position logits of the model for each probe prompt (the serving-parity fingerprint)."""
+    import torch
+
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        return torch.stack([model(input_ids=row[None].to(device)).logits[0, -1].float().cpu() for row in input_ids])
+
+
+def write_serving_probe(model, tokenizer, prompts: list[str]):
+    """Saves probe prompts and the adapter's logits on them, so a release can check the adapter it
+    ships reloads to the very model that was evaluated."""
+    import torch
+    from safetensors.torch import save_file
+
+    ids = [torch.tensor(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    width = max(len(row) for row in ids)
+    padded = torch.full((len(ids), width), -1, dtype=torch.long)
+    for index, row in enumerate(ids):
+        padded[index, : len(row)] = row
+    logits = probe_logits(model, tokenizer, ids)
+    EVAL_DIR.mkdir(parents=True, exist_ok=True)
+    save_file({"input_ids": padded, "logits": logits.contiguous()}, str(PROBE_FILE))
+    return PROBE_FILE
 
 
 def run_heldout(params: Params) -> EvalReport:
@@ -62,6 +90,7 @@ def run_heldout(params: Params) -> EvalReport:
                 scores[name][side].append(pair[side])
         items.append(item)
 
+    probe_file = write_serving_probe(model, tokenizer, prompts[:PROBE_PROMPTS])
     results = {
         name: MetricDelta(**paired_bootstrap(s["base"], s["adapter"], cfg.bootstrap_samples, cfg.confidence,
                                              params.seed).__dict__)
@@ -76,7 +105,7 @@ def run_heldout(params: Params) -> EvalReport:
         stage=f"eval_{TIER}",
         params={"evaluate.heldout": cfg.model_dump(mode="json"), "seed": params.seed},
         inputs=digests([heldout_file, ADAPTER_DIR, report_path("base")]),
-        outputs=digests([items_file, metrics_file]),
+        outputs=digests([items_file, metrics_file, probe_file]),
         tier=TIER,
         n_items=len(rows),
         primary_metric=cfg.primary_metric,

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from toolkit.config import yaml_line
 from toolkit.errors import ConfigError
+from toolkit.files import parse_yaml
 from toolkit.reports import BaseModelReport, CardReport, EvalReport, Report, TrainReport, ValidateReport
 
 POLICIES_DIR = Path("policies")
@@ -49,6 +48,13 @@ class Policy:
     description: str
     file: Path
     rules: tuple[Rule, ...]
+    required_sections: tuple[str, ...] = ()
+
+    def resolved(self) -> dict:
+        """The policy with inherited rules spelled out: what a release bundle keeps."""
+        return {"name": self.name, "description": self.description, "source_file": self.file.as_posix(),
+                "documentation": {"required_sections": list(self.required_sections)},
+                "rules": [rule.__dict__ for rule in self.rules]}
 
 
 def policy_file(name_or_path: str) -> Path:
@@ -66,30 +72,34 @@ def load_policy(name_or_path: str, _seen: tuple[Path, ...] = ()) -> Policy:
     if path.resolve() in _seen:
         raise ConfigError("policy extends itself (circular 'extends')", file=str(path))
     text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                          line=mark.line + 1 if mark else None) from None
+    raw = parse_yaml(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("rules", []), list):
         raise ConfigError("expected a mapping with name, description, optional extends, and a list of rules",
                           file=str(path), line=1)
-    unknown = set(raw) - {"name", "description", "extends", "rules"}
+    unknown = set(raw) - {"name", "description", "extends", "rules", "documentation"}
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError("unknown key", file=str(path), line=yaml_line(text, [key]), key=key)
 
     rules: dict[str, Rule] = {}
+    sections: tuple[str, ...] = ()
     if raw.get("extends"):
         parent = load_policy(str(raw["extends"]), _seen + (path.resolve(),))
         rules = {rule.id: rule for rule in parent.rules}
+        sections = parent.required_sections
+    documentation = raw.get("documentation") or {}
+    if not isinstance(documentation, dict) or not isinstance(documentation.get("required_sections", []), list):
+        raise ConfigError("expected documentation: {required_sections: [heading, ...]}", file=str(path),
+                          line=yaml_line(text, ["documentation"]), key="documentation")
+    if "required_sections" in documentation:
+        sections = tuple(str(heading) for heading in documentation["required_sections"])
     for index, item in enumerate(raw.get("rules") or []):
         rule = _parse_rule(item, index, path, text)
         rules[rule.id] = rule
     if not rules:
         raise ConfigError("the policy has no rules", file=str(path), line=1)
-    return Policy(str(raw.get("name") or path.stem), str(raw.get("description", "")), path, tuple(rules.values()))
+    return Policy(str(raw.get("name") or path.stem), str(raw.get("description", "")), path, tuple(rules.values()),
+                  sections)
 
 
 def _parse_rule(item: Any, index: int, path: Path, text: str) -> Rule:

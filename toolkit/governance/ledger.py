@@ -1,0 +1,93 @@
+"""The release ledger: an append-only JSON Lines file whose entries form a hash chain.
+
+Each entry carries the SHA-256 of the previous entry (`prev_sha256`) and of itself
+(`entry_sha256`, over its canonical JSON without that field). Editing, deleting or reordering a
+line breaks the chain, and `check_chain` says where. Appends happen under an exclusive file lock,
+so concurrent releases cannot interleave or fork the chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+GENESIS = "0" * 64
+
+
+def canonical(data: dict) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def entry_hash(entry: dict) -> str:
+    return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "entry_sha256"})).hexdigest()
+
+
+@contextlib.contextmanager
+def locked(ledger: Path) -> Iterator[None]:
+    """Exclusive lock for the read-decide-append sequence of a release."""
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    with open(ledger.with_suffix(".lock"), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_entries(ledger: Path) -> list[dict]:
+    if not ledger.is_file():
+        return []
+    return [json.loads(line) for line in ledger.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def append(ledger: Path, entry: dict) -> dict:
+    """Append `entry` after the current tail. Call inside `locked(ledger)`."""
+    entries = read_entries(ledger)
+    problems = check_chain_entries(entries)
+    if problems:
+        raise RuntimeError(f"{ledger}: refusing to append to a broken chain: {problems[0].message}")
+    entry = {**entry, "prev_sha256": entries[-1]["entry_sha256"] if entries else GENESIS}
+    entry["entry_sha256"] = entry_hash(entry)
+    with open(ledger, "a", encoding="utf-8") as handle:
+        handle.write(canonical(entry).decode("utf-8") + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    line: int
+    message: str
+
+
+def check_chain(ledger: Path) -> list[ChainProblem]:
+    if not ledger.is_file():
+        return [ChainProblem(0, f"{ledger} not found")]
+    problems, entries = [], []
+    for number, line in enumerate(ledger.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            problems.append(ChainProblem(number, f"line {number} is not valid JSON ({exc.msg})"))
+            return problems
+    return check_chain_entries(entries)
+
+
+def check_chain_entries(entries: list[dict]) -> list[ChainProblem]:
+    problems = []
+    previous = GENESIS
+    for number, entry in enumerate(entries, start=1):
+        if entry.get("prev_sha256") != previous:
+            problems.append(ChainProblem(number, f"line {number} does not follow line {number - 1} "
+                                                 "(prev_sha256 mismatch: a line was removed, reordered or edited)"))
+        if entry.get("entry_sha256") != entry_hash(entry):
+            problems.append(ChainProblem(number, f"line {number} was edited (its entry_sha256 does not match its content)"))
+        previous = entry.get("entry_sha256")
+    return problems

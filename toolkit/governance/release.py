@@ -1,0 +1,213 @@
+"""`toolkit release`: copy everything an auditor needs into a versioned bundle and record it.
+
+A bundle holds the adapter, the model card (Markdown + HTML), every stage report, the gate report,
+the policy it was judged by, the datasheet, the per-item evaluation outputs and a serving-readiness
+record, plus MANIFEST.json with the SHA-256 of every file. The ledger entry pins the manifest's
+hash, so a bundle cannot change after release without `toolkit verify` noticing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.config import Params
+from toolkit.errors import ConfigError, GateFailed, MissingInputError
+from toolkit.files import atomic_write_json, atomic_write_text, sha256_file
+from toolkit.governance import ledger as ledger_mod
+from toolkit.governance.card import CARD_HTML, CARD_MARKDOWN
+from toolkit.governance.gate import GATE_MARKDOWN
+from toolkit.governance.policy import load_policy
+from toolkit.governance.serving import adapter_problems, logit_parity, vllm_compatibility
+from toolkit.layout import ADAPTER_DIR, EVAL_DIR, REPORTS, report_path
+from toolkit.reports import BaseModelReport, EvalReport, GateReport, ValidateReport, read_report
+from toolkit.templating import render
+
+MANIFEST = "MANIFEST.json"
+RELEASE_INFO = "release.json"
+POLICY_FILE = "policy.json"
+BUNDLE_REPORTS = ("base", "validate", "train", "eval_heldout", "card", "gate")
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+@dataclass(frozen=True)
+class Registry:
+    root: Path
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.jsonl"
+
+    @property
+    def releases(self) -> Path:
+        return self.root / "releases"
+
+    def bundle(self, version: str) -> Path:
+        return self.releases / f"v{version}"
+
+    def latest(self) -> Path | None:
+        """The last released bundle: what the canary tier compares against."""
+        entries = ledger_mod.read_entries(self.ledger)
+        return self.bundle(entries[-1]["version"]) if entries else None
+
+
+def who() -> str:
+    def git(key: str) -> str:
+        result = subprocess.run(["git", "config", key], capture_output=True, text=True)
+        return result.stdout.strip()
+
+    name, email = git("user.name"), git("user.email")
+    if name or email:
+        return f"{name} <{email}>".strip()
+    return getpass.getuser()
+
+
+def git_commit() -> str | None:
+    result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def next_version(entries: list[dict], requested: str | None) -> str:
+    taken = {entry["version"] for entry in entries}
+    if requested is None:
+        numbers = [int(v) for v in taken if v.isdigit()]
+        return str(max(numbers, default=0) + 1)
+    if not (requested.isdigit() or _SEMVER.match(requested)):
+        raise ConfigError(f"version {requested!r} is neither an integer nor MAJOR.MINOR.PATCH", key="--version")
+    if requested in taken:
+        raise ConfigError(f"version {requested} is already released", key="--version")
+    return requested
+
+
+def manifest_for(bundle: Path) -> dict:
+    files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.name != MANIFEST)
+    return {"files": {p.relative_to(bundle).as_posix(): sha256_file(p) for p in files}}
+
+
+def run_release(params: Params, override: str | None = None, version: str | None = None,
+                registry_root: str | None = None) -> dict:
+    gate = read_report(report_path("gate"), GateReport)
+    override_record = _override_record(override)
+    _require_releasable(gate, override_record)
+    base = read_report(report_path("base"), BaseModelReport)
+    registry = Registry(Path(registry_root or params.release.registry))
+    registry.releases.mkdir(parents=True, exist_ok=True)
+    # Everything from choosing the version to appending the entry happens under the ledger's lock.
+    with ledger_mod.locked(registry.ledger):
+        entries = ledger_mod.read_entries(registry.ledger)
+        chain = ledger_mod.check_chain_entries(entries)
+        if chain:
+            raise ConfigError(f"the ledger is damaged, refusing to release: {chain[0].message}",
+                              file=str(registry.ledger))
+        version = next_version(entries, version)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=registry.releases))
+        try:
+            _fill_bundle(staging, params, gate, override_record, version)
+            serving = _serving_record(Path(base.model_path), staging, params)
+            info = _release_info(version, base, gate, override_record, serving)
+            atomic_write_json(staging / RELEASE_INFO, info)
+            atomic_write_json(staging / MANIFEST, manifest_for(staging))
+            bundle = registry.bundle(version)
+            staging.rename(bundle)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        entry = ledger_mod.append(registry.ledger, {
+            **{key: info[key] for key in ("version", "base_model", "data_sha256", "policy", "gate_passed",
+                                          "override", "git_commit", "dvc_lock_sha256", "headline")},
+            "time": info["created_at"],
+            "manifest_sha256": sha256_file(bundle / MANIFEST),
+            "bundle": bundle.relative_to(registry.root).as_posix(),
+        })
+    return {"bundle": bundle, "entry": entry, "serving": serving}
+
+
+def _override_record(override: str | None) -> dict | None:
+    if not (override and override.strip()):
+        return None
+    return {"reason": override.strip(), "by": who(), "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _require_releasable(gate: GateReport, override: dict | None) -> None:
+    """The gate passed (or an override is given), and nothing it judged has changed since."""
+    if not gate.passed and not override:
+        failed = ", ".join(r.id for r in gate.rules if r.severity == "block" and r.status in ("failed", "missing"))
+        raise GateFailed(f"release refused: the gate failed under policy {gate.policy!r} ({failed}); "
+                         "fix the cause, or release with --override \"reason\" (recorded in the ledger and on the card)")
+    changed = [path for path, digest in gate.inputs.items() if not Path(path).is_file() or sha256_file(path) != digest]
+    if changed:
+        raise GateFailed(f"release refused: {', '.join(changed)} changed after the gate ran; run `dvc repro` again")
+    for path in (ADAPTER_DIR, CARD_MARKDOWN, CARD_HTML, GATE_MARKDOWN):
+        if not path.exists():
+            raise MissingInputError(f"{path}: missing; run `dvc repro` before releasing")
+    problems = adapter_problems(ADAPTER_DIR)
+    if problems:
+        raise MissingInputError(f"{ADAPTER_DIR}: not a standard PEFT adapter: {'; '.join(problems)}")
+
+
+def _serving_record(base_path: Path, bundle: Path, params: Params) -> dict:
+    """The adapter as shipped must reproduce the logits recorded when it was evaluated."""
+    tolerance = params.release.logit_tolerance
+    diff = logit_parity(base_path, bundle / "adapter", bundle / "eval/serving_probe.safetensors", params.base.dtype)
+    if diff > tolerance:
+        raise GateFailed(f"release refused: the adapter does not reproduce its evaluated logits "
+                         f"(max |diff| {diff:.2e} > {tolerance})")
+    return {**vllm_compatibility(bundle / "adapter"), "logit_max_abs_diff": diff, "logit_tolerance": tolerance,
+            "logits_match": True}
+
+
+def _release_info(version: str, base: BaseModelReport, gate: GateReport, override: dict | None, serving: dict) -> dict:
+    validate = read_report(report_path("validate"), ValidateReport)
+    heldout = read_report(report_path("eval_heldout"), EvalReport)
+    primary = heldout.metrics[heldout.primary_metric]
+    return {
+        "version": version,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "base_model": base.model,
+        "base_model_path": base.model_path,
+        "data_sha256": validate.data_sha256,
+        "policy": gate.policy,
+        "gate_passed": gate.passed,
+        "override": override,
+        "git_commit": git_commit(),
+        "dvc_lock_sha256": sha256_file("dvc.lock") if Path("dvc.lock").is_file() else None,
+        "headline": {"metric": heldout.primary_metric, "base": primary.base, "adapter": primary.adapter,
+                     "delta": primary.delta, "ci_low": primary.ci_low, "ci_high": primary.ci_high},
+        "serving": serving,
+    }
+
+
+def _fill_bundle(bundle: Path, params: Params, gate: GateReport, override: dict | None, version: str) -> None:
+    shutil.copytree(ADAPTER_DIR, bundle / "adapter")
+    for name in BUNDLE_REPORTS:
+        _copy(report_path(name), bundle / "reports" / f"{name}.json")
+    _copy(GATE_MARKDOWN, bundle / "reports" / GATE_MARKDOWN.name)
+    atomic_write_json(bundle / POLICY_FILE, load_policy(gate.policy_file).resolved())
+    for item in sorted(EVAL_DIR.glob("*")):
+        _copy(item, bundle / "eval" / item.name)
+    if params.data.datasheet:
+        _copy(Path(params.data.datasheet), bundle / "datasheet.yaml")
+    card_md = CARD_MARKDOWN.read_text(encoding="utf-8")
+    card_html = CARD_HTML.read_text(encoding="utf-8")
+    release_md = render("release_section.md.j2", version=version, gate=gate, override=override)
+    release_html = render("release_section.html.j2", version=version, gate=gate, override=override)
+    atomic_write_text(bundle / "model_card" / "README.md", card_md.rstrip("\n") + "\n\n" + release_md)
+    atomic_write_text(bundle / "model_card" / "model_card.html", card_html.replace("</body>", release_html + "</body>"))
+
+
+def _copy(source: Path, target: Path) -> None:
+    if not Path(source).is_file():
+        raise MissingInputError(f"{source}: missing; run `dvc repro` before releasing")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+
+
+def release_info(bundle: Path) -> dict:
+    return json.loads((bundle / RELEASE_INFO).read_text(encoding="utf-8"))

@@ -1,0 +1,89 @@
+"""Serving readiness of a released adapter, and the merged export for single-tenant serving.
+
+A release must be a standard PEFT adapter (adapter_config.json + adapter_model.safetensors) that
+loads onto its base with PEFT and reproduces the logits recorded at evaluation time; its rank and
+target modules are listed against what vLLM's multi-LoRA serving accepts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from toolkit.errors import MissingInputError
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+# Values vLLM accepts for --max-lora-rank; an adapter needs one at least as large as its rank.
+VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def adapter_problems(adapter_dir: Path) -> list[str]:
+    problems = [f"{name} is missing" for name in ADAPTER_FILES if not (adapter_dir / name).is_file()]
+    pickled = sorted(p.name for p in adapter_dir.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl"))
+    if pickled:
+        problems.append(f"pickled weight files present ({', '.join(pickled)}); only safetensors are allowed")
+    return problems
+
+
+def vllm_compatibility(adapter_dir: Path) -> dict:
+    config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    rank = int(config.get("r", 0))
+    notes = []
+    if config.get("peft_type") != "LORA":
+        notes.append(f"peft_type {config.get('peft_type')} is not LoRA; vLLM serves LoRA adapters only")
+    if config.get("use_dora"):
+        notes.append("DoRA adapters are not supported by vLLM multi-LoRA serving; export a merged model instead")
+    if config.get("modules_to_save"):
+        notes.append(f"modules_to_save {config['modules_to_save']} (full copies of layers) need a merged export")
+    fitting = [value for value in VLLM_MAX_LORA_RANKS if value >= rank]
+    if not fitting:
+        notes.append(f"rank {rank} exceeds the largest --max-lora-rank vLLM accepts ({VLLM_MAX_LORA_RANKS[-1]})")
+    return {
+        "rank": rank,
+        "alpha": config.get("lora_alpha"),
+        "target_modules": sorted(config.get("target_modules") or []),
+        "use_rslora": bool(config.get("use_rslora")),
+        "use_dora": bool(config.get("use_dora")),
+        "vllm_max_lora_rank": fitting[0] if fitting else None,
+        "vllm_compatible": not notes,
+        "notes": notes,
+    }
+
+
+def load_with_adapter(base_path: Path, adapter_dir: Path, dtype: str = "float32", trust_remote_code: bool = False):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not Path(base_path).exists():
+        raise MissingInputError(f"{base_path}: base model files not found")
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=getattr(torch, dtype), use_safetensors=True,
+                                                trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir if (adapter_dir / "tokenizer_config.json").is_file()
+                                              else base_path, trust_remote_code=trust_remote_code)
+    model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=False)
+    model.eval()
+    return model, tokenizer
+
+
+def logit_parity(base_path: Path, adapter_dir: Path, probe_file: Path, dtype: str = "float32") -> float:
+    """Largest absolute difference between the recorded probe logits and a fresh load's logits."""
+    from safetensors.torch import load_file
+
+    from toolkit.evals.heldout import probe_logits
+
+    probe = load_file(str(probe_file))
+    rows = [row[row >= 0] for row in probe["input_ids"]]
+    model, tokenizer = load_with_adapter(base_path, adapter_dir, dtype)
+    fresh = probe_logits(model, tokenizer, rows)
+    return float((fresh - probe["logits"]).abs().max())
+
+
+def export_merged(base_path: Path, adapter_dir: Path, out_dir: Path, dtype: str = "float32") -> Path:
+    """Merge the adapter into its base (reloaded in full precision, never 4-bit) and save safetensors."""
+    model, tokenizer = load_with_adapter(base_path, adapter_dir, dtype)
+    merged = model.merge_and_unload()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
