@@ -153,7 +153,8 @@ def test_released_adapter_reloads_with_identical_logits_and_a_damaged_one_does_n
     from toolkit.governance.serving import logit_parity
 
     bundle = released / "registry/releases/v1"
-    base_path = json.loads((bundle / "reports/base.json").read_text())["model_path"]
+    # The recorded path is relative to the project that ran the pipeline.
+    base_path = released / json.loads((bundle / "reports/base.json").read_text())["model_path"]
     probe = bundle / "eval/serving_probe.safetensors"
     assert logit_parity(base_path, bundle / "adapter", probe) <= 1e-5
 
