@@ -73,3 +73,13 @@ def test_concurrent_appends_keep_one_valid_chain(tmp_path):
     entries = ledger.read_entries(path)
     assert len(entries) == 45 and len({e["version"] for e in entries}) == 45
     assert ledger.check_chain(path) == []
+
+
+def test_registry_latest_is_the_last_ledger_entry(tmp_path):
+    from toolkit.governance.release import Registry
+
+    registry = Registry(tmp_path)
+    assert registry.latest() is None
+    for version in ("1", "2.0.0"):
+        ledger.append(registry.ledger, {"version": version})
+    assert registry.latest() == tmp_path / "releases" / "v2.0.0"

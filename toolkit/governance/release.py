@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import json
 import re
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from toolkit.governance.card import CARD_HTML, CARD_MARKDOWN
 from toolkit.governance.gate import GATE_MARKDOWN
 from toolkit.governance.policy import load_policy
 from toolkit.governance.serving import adapter_problems, logit_parity, vllm_compatibility
-from toolkit.layout import ADAPTER_DIR, EVAL_DIR, REPORTS, report_path
+from toolkit.layout import ADAPTER_DIR, EVAL_DIR, report_path
 from toolkit.reports import BaseModelReport, EvalReport, GateReport, ValidateReport, read_report
 from toolkit.templating import render
 
@@ -207,7 +206,3 @@ def _copy(source: Path, target: Path) -> None:
         raise MissingInputError(f"{source}: missing; run `dvc repro` before releasing")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source, target)
-
-
-def release_info(bundle: Path) -> dict:
-    return json.loads((bundle / RELEASE_INFO).read_text(encoding="utf-8"))
