@@ -210,7 +210,8 @@ def export(params_file: str, out_dir: str, bundle: str | None) -> None:
     reports = Path(bundle) / "reports" if bundle else Path("reports")
     base = read_report(reports / "base.json", BaseModelReport)
     adapter = Path(bundle) / "adapter" if bundle else ADAPTER_DIR
-    out = export_merged(Path(base.model_path), adapter, Path(out_dir), params.base.dtype)
+    out = export_merged(Path(base.model_path), adapter, Path(out_dir), params.base.dtype,
+                        params.base.trust_remote_code)
     click.echo(f"merged {adapter} into {base.model} -> {out}")
 
 

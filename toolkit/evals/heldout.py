@@ -10,7 +10,7 @@ from toolkit.evals.stats import paired_bootstrap
 from toolkit.files import atomic_write_json, atomic_write_jsonl, read_jsonl
 from toolkit.layout import ADAPTER_DIR, EVAL_DIR, METRICS, SPLIT_FILES, report_path
 from toolkit.reports import EvalReport, MetricDelta, digests, write_report
-from toolkit.train.base_stage import load_base
+from toolkit.train.base_stage import base_model_path, load_with_adapter
 
 TIER = "heldout"
 PROBE_PROMPTS = 4
@@ -19,20 +19,16 @@ PROBE_FILE = EVAL_DIR / "serving_probe.safetensors"
 
 def load_adapter_model(params: Params):
     """One PeftModel over the base: adapter on for adapter outputs, disabled for base outputs."""
-    from peft import PeftModel
-
-    if not (ADAPTER_DIR / "adapter_config.json").is_file():
-        raise MissingInputError(f"{ADAPTER_DIR}: no adapter; run the train stage first")
     import torch
 
-    model, tokenizer = load_base(params)
-    model = PeftModel.from_pretrained(model, ADAPTER_DIR, is_trainable=False)
+    model, tokenizer = load_with_adapter(base_model_path(), ADAPTER_DIR, dtype=params.base.dtype,
+                                         trust_remote_code=params.base.trust_remote_code)
     if torch.cuda.is_available():
         model = model.to("cuda")
     return model, tokenizer
 
 
-def probe_logits(model, tokenizer, input_ids):
+def probe_logits(model, input_ids):
     """Last-position logits of the model for each probe prompt (the serving-parity fingerprint)."""
     import torch
 
@@ -52,7 +48,7 @@ def write_serving_probe(model, tokenizer, prompts: list[str]):
     padded = torch.full((len(ids), width), -1, dtype=torch.long)
     for index, row in enumerate(ids):
         padded[index, : len(row)] = row
-    logits = probe_logits(model, tokenizer, ids)
+    logits = probe_logits(model, ids)
     EVAL_DIR.mkdir(parents=True, exist_ok=True)
     save_file({"input_ids": padded, "logits": logits.contiguous()}, str(PROBE_FILE))
     return PROBE_FILE

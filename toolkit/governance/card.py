@@ -27,12 +27,13 @@ def run_card(params: Params) -> CardReport:
     governance = params.governance
     missing = [name for name in REQUIRED_GOVERNANCE if getattr(governance, name) in ("", [], None)]
     cited = {report_path(name).as_posix(): sha256_path(report_path(name)) for name in CITED}
+    adapter_sha256 = sha256_path(ADAPTER_DIR)
     context = dict(
         reports=reports,
         governance=governance,
         governance_missing=missing,
         model_name=governance.model_name or f"{reports['base'].model}-adapter",
-        adapter_sha256=sha256_path(ADAPTER_DIR),
+        adapter_sha256=adapter_sha256,
         cited=cited,
         heldout=reports["eval_heldout"],
     )
@@ -40,7 +41,7 @@ def run_card(params: Params) -> CardReport:
     atomic_write_text(CARD_HTML, render("model_card.html.j2", **context))
     report = CardReport(
         params={"governance": params.section("governance")},
-        inputs={**digests([ADAPTER_DIR]), **cited},
+        inputs={ADAPTER_DIR.as_posix(): adapter_sha256, **cited},
         outputs=digests([CARD_MARKDOWN, CARD_HTML]),
         model_name=context["model_name"],
         markdown=CARD_MARKDOWN.as_posix(),

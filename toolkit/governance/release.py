@@ -154,7 +154,8 @@ def _require_releasable(gate: GateReport, override: dict | None) -> None:
 def _serving_record(base_path: Path, bundle: Path, params: Params) -> dict:
     """The adapter as shipped must reproduce the logits recorded when it was evaluated."""
     tolerance = params.release.logit_tolerance
-    diff = logit_parity(base_path, bundle / "adapter", bundle / "eval/serving_probe.safetensors", params.base.dtype)
+    diff = logit_parity(base_path, bundle / "adapter", bundle / "eval/serving_probe.safetensors", params.base.dtype,
+                        params.base.trust_remote_code)
     if diff > tolerance:
         raise GateFailed(f"release refused: the adapter does not reproduce its evaluated logits "
                          f"(max |diff| {diff:.2e} > {tolerance})")

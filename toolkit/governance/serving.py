@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from toolkit.errors import MissingInputError
+from toolkit.train.base_stage import load_with_adapter
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # Values vLLM accepts for --max-lora-rank; an adapter needs one at least as large as its rank.
@@ -50,23 +50,8 @@ def vllm_compatibility(adapter_dir: Path) -> dict:
     }
 
 
-def load_with_adapter(base_path: Path, adapter_dir: Path, dtype: str = "float32", trust_remote_code: bool = False):
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if not Path(base_path).exists():
-        raise MissingInputError(f"{base_path}: base model files not found")
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=getattr(torch, dtype), use_safetensors=True,
-                                                trust_remote_code=trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir if (adapter_dir / "tokenizer_config.json").is_file()
-                                              else base_path, trust_remote_code=trust_remote_code)
-    model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=False)
-    model.eval()
-    return model, tokenizer
-
-
-def logit_parity(base_path: Path, adapter_dir: Path, probe_file: Path, dtype: str = "float32") -> float:
+def logit_parity(base_path: Path, adapter_dir: Path, probe_file: Path, dtype: str = "float32",
+                 trust_remote_code: bool = False) -> float:
     """Largest absolute difference between the recorded probe logits and a fresh load's logits."""
     from safetensors.torch import load_file
 
@@ -74,14 +59,15 @@ def logit_parity(base_path: Path, adapter_dir: Path, probe_file: Path, dtype: st
 
     probe = load_file(str(probe_file))
     rows = [row[row >= 0] for row in probe["input_ids"]]
-    model, tokenizer = load_with_adapter(base_path, adapter_dir, dtype)
-    fresh = probe_logits(model, tokenizer, rows)
+    model, _ = load_with_adapter(base_path, adapter_dir, dtype=dtype, trust_remote_code=trust_remote_code)
+    fresh = probe_logits(model, rows)
     return float((fresh - probe["logits"]).abs().max())
 
 
-def export_merged(base_path: Path, adapter_dir: Path, out_dir: Path, dtype: str = "float32") -> Path:
+def export_merged(base_path: Path, adapter_dir: Path, out_dir: Path, dtype: str = "float32",
+                  trust_remote_code: bool = False) -> Path:
     """Merge the adapter into its base (reloaded in full precision, never 4-bit) and save safetensors."""
-    model, tokenizer = load_with_adapter(base_path, adapter_dir, dtype)
+    model, tokenizer = load_with_adapter(base_path, adapter_dir, dtype=dtype, trust_remote_code=trust_remote_code)
     merged = model.merge_and_unload()
     out_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out_dir, safe_serialization=True)

@@ -96,16 +96,37 @@ def base_model_path() -> Path:
     return path
 
 
-def load_base(params: Params, for_training: bool = False):
-    """(model, tokenizer) of the resolved base, as safetensors, remote code off unless asked for."""
+def load_pretrained(model_path: Path, *, dtype: str = "float32", trust_remote_code: bool = False,
+                    tokenizer_path: Path | None = None):
+    """(model, tokenizer) from a local folder: safetensors only, remote code off unless asked for."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = base_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=params.base.trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=getattr(torch, params.base.dtype), use_safetensors=True,
-        trust_remote_code=params.base.trust_remote_code,
-    )
+    if not Path(model_path).exists():
+        raise MissingInputError(f"{model_path}: base model files not found")
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or model_path, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype), use_safetensors=True,
+                                                 trust_remote_code=trust_remote_code)
+    return model, tokenizer
+
+
+def load_base(params: Params, for_training: bool = False):
+    """(model, tokenizer) of the base resolved by the base stage."""
+    model, tokenizer = load_pretrained(base_model_path(), dtype=params.base.dtype,
+                                       trust_remote_code=params.base.trust_remote_code)
     model.train(for_training)
+    return model, tokenizer
+
+
+def load_with_adapter(base_path: Path, adapter_dir: Path, *, dtype: str = "float32", trust_remote_code: bool = False):
+    """A PeftModel over the base, with the tokenizer (and chat template) the adapter was trained with."""
+    from peft import PeftModel
+
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise MissingInputError(f"{adapter_dir}: no adapter; run the train stage first")
+    trained_tokenizer = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else None
+    model, tokenizer = load_pretrained(base_path, dtype=dtype, trust_remote_code=trust_remote_code,
+                                       tokenizer_path=trained_tokenizer)
+    model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
+    model.eval()
     return model, tokenizer
