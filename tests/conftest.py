@@ -69,3 +69,33 @@ def pipeline_copy(completed_pipeline, tmp_path):
     target = tmp_path / "project"
     shutil.copytree(completed_pipeline, target, symlinks=True)
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory) -> Path:
+    """A small BPE tokenizer with the builtin chat template, saved once (what the base stage would give)."""
+    from toolkit.data.synth import pretraining_corpus
+    from toolkit.train.builtin_base import build_tokenizer
+
+    texts = [item if isinstance(item, str) else " ".join(m["content"] for m in item) for item in pretraining_corpus(300, 1)]
+    folder = tmp_path_factory.mktemp("tokenizer")
+    build_tokenizer(texts, 400).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def data_project(in_tmp, tiny_tokenizer):
+    """A project folder with a datasheet and the tiny tokenizer; `write(lines)` gives its Params."""
+    import json as _json
+
+    from toolkit.config import Params
+
+    (in_tmp / "data").mkdir(exist_ok=True)
+    shutil.copy(REPO / "data/support_tickets.datasheet.yaml", in_tmp / "data/d.datasheet.yaml")
+
+    def write(lines, name: str = "d.jsonl", **data) -> Params:
+        text = "".join((line if isinstance(line, str) else _json.dumps(line)) + "\n" for line in lines)
+        (in_tmp / "data" / name).write_text(text, encoding="utf-8")
+        return Params.model_validate({"data": {"path": f"data/{name}", "datasheet": "data/d.datasheet.yaml",
+                                               "tokenizer": str(tiny_tokenizer), **data}})
+    return write

@@ -59,13 +59,18 @@ def base(params_file: str) -> None:
 @cli.command()
 @params_option
 def validate(params_file: str) -> None:
-    """Validate the training data (Great Expectations suite, datasheet) and split it."""
+    """Validate the training data and split it: formats, GX suite, tokens, dedup, PII, decontamination."""
     from toolkit.data.validate import run_validate
 
-    report = run_validate(load_params(params_file))
+    report = run_validate(load_params(params_file), progress=lambda line: click.echo(line, err=True))
     splits = ", ".join(f"{name} {count}" for name, count in report.splits.items())
-    click.echo(f"validate: {report.records_valid}/{report.records_in} records valid, "
-               f"{report.records_quarantined} quarantined; splits: {splits}")
+    dropped = ", ".join(f"{count} {why.replace('_', ' ')}" for why, count in report.dropped.items() if count) or "none"
+    click.echo(f"validate: {report.records_valid}/{report.records_in} records valid ({report.format}), "
+               f"{report.records_quarantined} quarantined, dropped: {dropped}; PII: {sum(report.pii.findings.values())} "
+               f"finding(s), {report.pii.action}; splits: {splits}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"data report: {report.html_report}")
 
 
 @cli.command()

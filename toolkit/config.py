@@ -46,13 +46,47 @@ class BaseParams(StrictModel):
     builtin: BuiltinBaseParams = BuiltinBaseParams()
 
 
+class DedupParams(StrictModel):
+    exact: Literal["drop", "keep"] = "drop"       # drop: keep the first copy of a repeated record
+    near: Literal["keep", "drop"] = "keep"        # near-duplicates always share a split either way
+    near_threshold: float = Field(0.8, gt=0, le=1, description="estimated Jaccard similarity of word shingles")
+    shingle_words: int = Field(5, ge=1)
+    num_perm: int = Field(128, ge=16)
+
+
+class PiiParams(StrictModel):
+    action: Literal["redact", "block", "report"] = "redact"
+    detectors: list[Literal["email", "phone", "iban", "credit_card", "ip_address", "name"]] = [
+        "email", "phone", "iban", "credit_card", "ip_address", "name"]
+    phone_regions: list[str] = Field(["DE", "FR", "GB", "US"], description="regions whose national phone formats count")
+
+
+class DecontaminationParams(StrictModel):
+    ngram: int = Field(13, ge=3, description="word n-gram length (13 as in GPT-3 and lm-eval)")
+    suites_dir: str = "eval_suites"
+    action: Literal["drop", "block", "report"] = "drop"
+    boilerplate_fraction: float = Field(0.01, ge=0, le=1, description="n-grams in more records than this are boilerplate")
+    boilerplate_min_documents: int = Field(10, ge=1)
+
+
+class ClassBalanceParams(StrictModel):
+    max_ratio: float = Field(10.0, ge=1, description="largest class / smallest class above this is flagged")
+    max_classes: int = Field(50, ge=2, description="a field with more distinct values is not a class label")
+
+
 class DataParams(StrictModel):
     path: str = "data/support_tickets.jsonl"
     datasheet: str | None = "data/support_tickets.datasheet.yaml"
+    format: Literal["auto", "chat", "sharegpt", "alpaca", "prompt_completion", "preference", "kto"] = "auto"
+    tokenizer: str | None = Field(None, description="a tokenizer folder; null: the base model's")
     quarantine: bool = False
     validation_fraction: float = Field(0.1, ge=0, lt=0.5)
     heldout_fraction: float = Field(0.15, gt=0, lt=0.5)
-    max_turn_chars: int = Field(4000, ge=1)
+    max_turn_tokens: int = Field(2048, ge=1)
+    dedup: DedupParams = DedupParams()
+    pii: PiiParams = PiiParams()
+    decontamination: DecontaminationParams = DecontaminationParams()
+    class_balance: ClassBalanceParams = ClassBalanceParams()
 
 
 class LoraParams(StrictModel):

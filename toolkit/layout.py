@@ -14,6 +14,8 @@ CARD_DIR = ARTIFACTS / "model_card"
 
 SPLIT_FILES = {split: DATA_DIR / f"{split}.jsonl" for split in ("train", "validation", "heldout")}
 QUARANTINE_FILE = DATA_DIR / "quarantine.jsonl"
+DROPPED_FILE = DATA_DIR / "dropped.jsonl"
+VALIDATE_HTML = REPORTS / "validate.html"
 
 
 def report_path(stage: str) -> Path:

@@ -58,20 +58,109 @@ class ExpectationResult(BaseModel):
     example_lines: list[int]
 
 
+class TokenSection(BaseModel):
+    tokenizer: str
+    chat_template_sha256: str | None
+    max_length: int
+    rendered_tokens_p50: int
+    rendered_tokens_p95: int
+    rendered_tokens_max: int
+    truncated_records: int
+    truncated_examples: list[int]
+
+
+class DedupSection(BaseModel):
+    exact_action: str
+    exact_duplicates: int
+    exact_examples: list[dict[str, int]]
+    near_action: str
+    near_threshold: float
+    shingle_words: int
+    near_duplicate_pairs: int
+    near_duplicate_records: int
+    near_examples: list[dict[str, Any]]
+    leakage_groups: int
+    largest_group: int
+    records_kept_with_group: int
+    cross_split_pairs: int
+
+
+class PiiSection(BaseModel):
+    action: str
+    detectors: list[str]
+    findings: dict[str, int]
+    records_with_pii: int
+    redacted_records: int
+    unredacted_findings: int
+    examples: list[dict[str, Any]]
+
+
+class SuiteContamination(BaseModel):
+    suite: str
+    items: int
+    contaminated_items: int
+    training_records: int
+    pairs: list[dict[str, Any]]
+
+
+class ContaminationSection(BaseModel):
+    ngram: int
+    boilerplate_documents: int
+    action: str
+    suites: list[SuiteContamination]
+    contaminated_training_records: int
+    dropped: int
+    remaining: int
+    heldout: SuiteContamination
+    heldout_overlap_fraction: float
+
+
+class InjectionSection(BaseModel):
+    patterns_file: str
+    flagged_records: int
+    by_pattern: dict[str, int]
+    examples: list[dict[str, Any]]
+
+
+class LabelBalance(BaseModel):
+    counts: dict[str, int]
+    ratio: float
+    imbalanced: bool
+
+
+class BalanceSection(BaseModel):
+    applicable: bool
+    max_ratio: float
+    labels: dict[str, LabelBalance]
+    imbalanced: bool
+
+
 class ValidateReport(Report):
     stage: str = "validate"
     passed: bool
     data_file: str
     data_sha256: str
+    format: str | None
+    kind: str | None
     records_in: int
     records_valid: int
     records_quarantined: int
+    dropped: dict[str, int]
+    records_out: int
     problems: list[dict[str, Any]]
     expectation_suite: str
     expectations: list[ExpectationResult]
     splits: dict[str, int]
+    tokens: TokenSection
+    dedup: DedupSection
+    pii: PiiSection
+    contamination: ContaminationSection
+    injection: InjectionSection
+    class_balance: BalanceSection
+    warnings: list[str]
     datasheet: dict[str, Any] | None
     datasheet_missing_fields: list[str]
+    html_report: str
 
 
 class TrainReport(Report):

@@ -1,8 +1,9 @@
-"""Runs a Great Expectations suite (kept as YAML in policies/data_suites/) on chat records.
+"""Runs a Great Expectations suite (kept as YAML in policies/data_suites/) on canonical records.
 
 GX checks columns, so each record becomes one row of derived columns (roles, last role, empty
-turns, longest turn, turn count); the row index is the record's line number, so every failure
-maps back to file and line.
+turns, longest turn in tokens, turn count, whether a preference pair's answers differ); the row
+index is the record's line number, so every failure maps back to file and line. The suite is
+chosen by the kind of data: chat_sft, preference or kto.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any
 import yaml
 
 from toolkit.config import Params
-from toolkit.data.records import Record
+from toolkit.data.formats import Record
 from toolkit.errors import ConfigError
 
 SUITES_DIR = Path("policies/data_suites")
+SUITE_FOR_KIND = {"sft": "chat_sft", "preference": "preference", "kto": "kto"}
 _PARAM_REF = re.compile(r"^\$\{([a-z_][a-z0-9_.]*)\}$")
 
 
@@ -89,25 +91,29 @@ def _resolve(value: Any, params: Params, path: Path, key: str) -> Any:
     return node
 
 
-def derived_columns(records: list[Record]):
+def derived_columns(records: list[Record], longest_turn_tokens: dict[int, int]):
     import pandas as pd
 
     rows = []
     for record in records:
-        roles = [m["role"] for m in record.messages]
-        contents = [m["content"] for m in record.messages]
+        conversation = record.conversations()[0]
+        roles = [m["role"] for m in conversation]
+        contents = [text for _, text in record.texts()]
         rows.append({
             "line": record.line,
             "roles": ",".join(roles),
             "last_role": roles[-1],
             "empty_turns": sum(1 for c in contents if not c.strip()),
-            "max_turn_chars": max(len(c) for c in contents),
+            "max_turn_tokens": longest_turn_tokens.get(record.line, 0),
             "n_messages": len(roles),
+            "answers_differ": record.chosen != record.rejected if record.kind == "preference" else True,
+            "label": record.label,
         })
     return pd.DataFrame(rows).set_index("line", drop=False)
 
 
-def run_suite(records: list[Record], specs: list[ExpectationSpec], suite_name: str) -> list[ExpectationOutcome]:
+def run_suite(records: list[Record], specs: list[ExpectationSpec], suite_name: str,
+              longest_turn_tokens: dict[int, int]) -> list[ExpectationOutcome]:
     if not records:
         return [ExpectationOutcome(s.id, s.type, s.description, s.field, True, 0) for s in specs]
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -115,7 +121,7 @@ def run_suite(records: list[Record], specs: list[ExpectationSpec], suite_name: s
     from great_expectations import expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    frame = derived_columns(records)
+    frame = derived_columns(records, longest_turn_tokens)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch_definition = (

@@ -1,8 +1,8 @@
-"""Reading chat-format training data into canonical records, naming file, line and field on error.
+"""Reading fine-tuning data files into canonical records, naming file, line and field on error.
 
-Canonical record: {"messages": [{"role": ..., "content": ...}, ...]}. Files are JSON Lines or a
-JSON array, UTF-8. Problems are collected, not raised, so the caller decides between stopping
-(the default) and quarantining.
+Files are JSON Lines or a JSON array, UTF-8; each record's layout is detected (toolkit.data.formats).
+Problems are collected, not raised, so the caller decides between stopping (the default) and
+quarantining.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROLES = ("system", "user", "assistant")
+from toolkit.data.formats import EXAMPLES, FORMATS, KIND_OF_LAYOUT, LayoutProblem, Record, detect_layout, normalize
 
 
 @dataclass(frozen=True)
@@ -30,17 +30,9 @@ class Problem:
 
 
 @dataclass
-class Record:
-    line: int
-    messages: list[dict]
-
-    def as_dict(self) -> dict:
-        return {"messages": self.messages}
-
-
-@dataclass
 class ParsedFile:
     path: str
+    layout: str | None = None
     records: list[Record] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
@@ -48,8 +40,14 @@ class ParsedFile:
     def lines_read(self) -> int:
         return len(self.records) + len(self.problems)
 
+    @property
+    def kind(self) -> str | None:
+        return KIND_OF_LAYOUT[self.layout] if self.layout else None
 
-def load_chat_file(path: str | Path) -> ParsedFile:
+
+def load_records(path: str | Path, data_format: str = "auto") -> ParsedFile:
+    """Every record of a JSONL or JSON-array file, in one layout: `data_format`, or with "auto" the
+    layout of the first recognisable record. A record in another layout is a problem, not a guess."""
     path = Path(path)
     name = str(path)
     parsed = ParsedFile(name)
@@ -63,13 +61,36 @@ def load_chat_file(path: str | Path) -> ParsedFile:
     if not text.strip():
         parsed.problems.append(Problem(name, 1, "(file)", "the file is empty; expected JSON Lines or a JSON array of records"))
         return parsed
+    accepted = FORMATS.get(data_format)
+    first_line = None
     for line_no, raw in _json_items(text, name, parsed.problems):
-        message = _check_chat_record(raw)
-        if message:
-            parsed.problems.append(Problem(name, line_no, message[0], message[1], _excerpt(raw)))
-        else:
-            parsed.records.append(Record(line_no, [{"role": m["role"], "content": m["content"]} for m in raw["messages"]]))
+        layout = detect_layout(raw) if isinstance(raw, dict) else None
+        if isinstance(raw, dict) and layout is None:
+            keys = ", ".join(sorted(raw)) or "none"
+            parsed.problems.append(Problem(name, line_no, "(record)", f"unrecognised layout (keys found: {keys}); "
+                                           f"expected {_expected(accepted, parsed.layout)}", _excerpt(raw)))
+            continue
+        if isinstance(raw, dict):
+            wanted = (parsed.layout,) if parsed.layout else accepted
+            if wanted and layout not in wanted:
+                origin = f"the {parsed.layout} layout of line {first_line}" if parsed.layout else f"data.format: {data_format}"
+                parsed.problems.append(Problem(name, line_no, "(record)", f"this record is in the {layout} layout, but the "
+                                               f"file is in {origin}; expected {_expected(wanted, None)}", _excerpt(raw)))
+                continue
+        try:
+            record = normalize(raw, line_no, layout or (parsed.layout or "chat"))
+        except LayoutProblem as problem:
+            parsed.problems.append(Problem(name, line_no, problem.field, problem.message, _excerpt(raw)))
+            continue
+        if parsed.layout is None:
+            parsed.layout, first_line = record.layout, line_no
+        parsed.records.append(record)
     return parsed
+
+
+def _expected(layouts: tuple[str, ...] | None, current: str | None) -> str:
+    names = (current,) if current else (layouts or tuple(EXAMPLES))
+    return " or ".join(f"{n} {EXAMPLES[n]}" for n in names)
 
 
 def _json_items(text: str, name: str, problems: list[Problem]):
@@ -102,26 +123,6 @@ def _array_item_lines(text: str, count: int) -> list[int]:
         lines.append(text.count("\n", 0, index) + 1)
         _, index = decoder.raw_decode(text, index)
     return lines
-
-
-def _check_chat_record(raw: object) -> tuple[str, str] | None:
-    if not isinstance(raw, dict):
-        return "(record)", f"expected a JSON object, got {type(raw).__name__}"
-    if "messages" not in raw:
-        keys = ", ".join(sorted(raw)) or "none"
-        return "messages", f"missing; expected a chat record {{\"messages\": [{{\"role\", \"content\"}}, ...]}} (keys found: {keys})"
-    messages = raw["messages"]
-    if not isinstance(messages, list) or not messages:
-        return "messages", "expected a non-empty list of {role, content} objects"
-    for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        if not isinstance(message, dict):
-            return where, f"expected an object with role and content, got {type(message).__name__}"
-        if message.get("role") not in ROLES:
-            return f"{where}.role", f"expected one of {', '.join(ROLES)}, got {message.get('role')!r}"
-        if not isinstance(message.get("content"), str):
-            return f"{where}.content", f"expected a string, got {type(message.get('content')).__name__}"
-    return None
 
 
 def _excerpt(raw: object) -> str:

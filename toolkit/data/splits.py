@@ -1,28 +1,45 @@
-"""Deterministic train / validation / held-out splits by content hash.
+"""Deterministic train / validation / held-out splits by content hash, with no duplicate across splits.
 
-A record's split depends only on its own content, so appending rows never moves existing ones,
-and exact duplicates always land in the same split (they cannot leak from train into held-out).
+A record's split comes from a hash of its content (and the seed), so appending rows never moves
+existing ones. Near duplicates (and exact ones, when kept) form a group, and the whole group takes
+the split of its earliest record, so no record or near copy sits in train and held-out at once.
+(An appended row that links two existing groups merges them; the later group then moves.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+
+import numpy as np
 
 SPLITS = ("train", "validation", "heldout")
 _BUCKETS = 10_000
 
 
-def content_hash(messages: list[dict]) -> str:
-    canonical = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def assign_split(messages: list[dict], validation_fraction: float, heldout_fraction: float, seed: int) -> str:
-    digest = hashlib.sha256(f"{seed}:{content_hash(messages)}".encode()).digest()
+def assign_split(content_key: str, validation_fraction: float, heldout_fraction: float, seed: int) -> str:
+    digest = hashlib.sha256(f"{seed}:{content_key}".encode()).digest()
     bucket = int.from_bytes(digest[:8], "big") % _BUCKETS
     if bucket < heldout_fraction * _BUCKETS:
         return "heldout"
     if bucket < (heldout_fraction + validation_fraction) * _BUCKETS:
         return "validation"
     return "train"
+
+
+def groups(count: int, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Connected-component label of each of `count` items, given undirected edges first[i]-second[i]."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(first), dtype=np.int8), (first, second)), shape=(count, count))
+    _, labels = connected_components(graph, directed=False)
+    return labels
+
+
+def group_splits(content_keys: list[str], labels: np.ndarray, validation_fraction: float, heldout_fraction: float,
+                 seed: int) -> list[str]:
+    """Each item's split: that of the earliest item in its group (items are in file order)."""
+    _, representative = np.unique(labels, return_index=True)
+    split_of_group = {int(labels[r]): assign_split(content_keys[r], validation_fraction, heldout_fraction, seed)
+                      for r in representative}
+    return [split_of_group[int(label)] for label in labels]

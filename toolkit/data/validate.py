@@ -1,97 +1,315 @@
 """The validate stage: the data gate that runs before any compute is spent.
 
-Reads the chat data, checks every record's structure, runs the Great Expectations suite, checks the
-datasheet, and writes deterministic train / validation / held-out splits plus one report. Bad
-records stop the stage (exit 2) with file, line and field, or, with data.quarantine, go to a
-quarantine file with their reasons while the rest continues. Nothing is dropped silently: the
-report counts every record in and out.
+In order: read the file in any supported layout into canonical records; render each with the chat
+template and count tokens; run the Great Expectations suite; scan for personal data; then set
+bad records aside (quarantine) or stop (exit 2, naming file, line and field). On the good records:
+drop exact duplicates, find near duplicates, drop records that overlap an evaluation suite, split
+by content hash keeping related records together, check the held-out split for overlap, flag
+prompt-injection patterns and measure class balance. Writes canonical (and, with PII redaction,
+redacted) train / validation / held-out files, a JSON report the gate reads and an HTML report for
+people. Every record in is accounted for out: kept, quarantined or dropped with its reason.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from toolkit.config import Params
+from toolkit.data import dedup, injection, pii
+from toolkit.data.balance import class_balance
 from toolkit.data.datasheet import load_datasheet
-from toolkit.data.expectations import load_suite, run_suite, suite_path
-from toolkit.data.records import Problem, load_chat_file
-from toolkit.data.splits import SPLITS, assign_split
+from toolkit.data.decontamination import OverlapChecker, discover_suites
+from toolkit.data.expectations import SUITE_FOR_KIND, load_suite, run_suite, suite_path
+from toolkit.data.formats import Record, source_field
+from toolkit.data.records import Problem, load_records
+from toolkit.data.splits import SPLITS, group_splits, groups
+from toolkit.data.tokens import count_tokens, load_tokenizer
 from toolkit.errors import DataError
-from toolkit.files import atomic_write_jsonl, sha256_file
-from toolkit.layout import QUARANTINE_FILE, SPLIT_FILES
-from toolkit.reports import ExpectationResult, ValidateReport, digests, write_report
+from toolkit.files import atomic_write_jsonl, atomic_write_text, sha256_file
+from toolkit.layout import DROPPED_FILE, QUARANTINE_FILE, SPLIT_FILES, VALIDATE_HTML
+from toolkit.reports import (ContaminationSection, DedupSection, ExpectationResult, InjectionSection, PiiSection,
+                             TokenSection, ValidateReport, digests, write_report)
+from toolkit.templating import render
 
-SUITE_NAME = "chat_sft"
+MAX_EXAMPLES = 20
 
 
-def run_validate(params: Params) -> ValidateReport:
+def run_validate(params: Params, progress=print) -> ValidateReport:
     data = params.data
     data_path = Path(data.path)
     if not data_path.is_file():
         raise DataError("training data file not found (params.yaml data.path)", file=data.path)
-
     datasheet, datasheet_missing = (None, [])
     if data.datasheet:
         datasheet, datasheet_missing = load_datasheet(data.datasheet)
         if datasheet_missing:
             raise DataError(f"missing required datasheet field(s): {', '.join(datasheet_missing)}", file=data.datasheet)
+    suites = discover_suites(Path(data.decontamination.suites_dir))
+    patterns = injection.load_patterns()
+    tokenizer, tokenizer_source = load_tokenizer(params)
 
-    parsed = load_chat_file(data_path)
-    suite_file = suite_path(SUITE_NAME)
-    specs = load_suite(suite_file, params)
-    outcomes = run_suite(parsed.records, specs, SUITE_NAME)
-
+    parsed = load_records(data_path, data.format)
+    kind = parsed.kind or "sft"
+    progress(f"validate: read {parsed.lines_read} record(s) from {data.path}"
+             + (f" as {parsed.layout} ({kind})" if parsed.layout else ""))
     problems = list(parsed.problems)
+    for problem in problems:
+        if problem.field == "(file)":  # the whole file is unreadable: nothing to quarantine
+            raise DataError(problem.message, file=problem.file, line=problem.line, field=problem.field)
+
+    counts = count_tokens(parsed.records, tokenizer, tokenizer_source)
     by_line = {record.line: record for record in parsed.records}
+    for line, message in counts.render_errors.items():
+        problems.append(Problem(data.path, line, source_field(by_line[line].layout, "messages"), message))
+
+    suite_file = suite_path(SUITE_FOR_KIND[kind])
+    specs = load_suite(suite_file, params)
+    outcomes = run_suite(parsed.records, specs, SUITE_FOR_KIND[kind], counts.longest_turn)
     for outcome in outcomes:
+        if not outcome.success and not outcome.failing_lines:
+            raise DataError(f"{outcome.description} [{outcome.id}]", file=data.path, field=outcome.field)
         for line in outcome.failing_lines:
-            problems.append(Problem(data.path, line, outcome.field, f"{outcome.description} [{outcome.id}]"))
+            problems.append(Problem(data.path, line, source_field(by_line[line].layout, outcome.field),
+                                    f"{outcome.description} [{outcome.id}]"))
+
+    pii_findings = _scan_pii(parsed.records, params)
+    if data.pii.action == "block":
+        for line, found in pii_findings.items():
+            kinds = ", ".join(sorted({finding.kind for _, finding in found}))
+            problems.append(Problem(data.path, line, source_field(by_line[line].layout, found[0][0]),
+                                    f"contains personal data ({kinds}); data.pii.action is block"))
+
     problems.sort(key=lambda p: p.line)
     bad_lines = {p.line for p in problems}
-    good = [r for r in parsed.records if r.line not in bad_lines]
-
     if problems and not data.quarantine:
+        first = problems[0]
         more = f" ({len(problems) - 1} more problem(s); set data.quarantine: true to set bad records aside)" \
             if len(problems) > 1 else " (set data.quarantine: true to set bad records aside)"
-        first = problems[0]
         raise DataError(first.message + more, file=first.file, line=first.line, field=first.field)
+    good = [r for r in parsed.records if r.line not in bad_lines]
     if not good:
         raise DataError("no valid records left to train on", file=data.path)
-
-    quarantined = []
-    for problem in problems:
-        record = by_line.get(problem.line)
-        quarantined.append({**problem.as_dict(), "record": record.as_dict() if record else None})
     outputs = []
     if data.quarantine:
-        atomic_write_jsonl(QUARANTINE_FILE, quarantined)
+        atomic_write_jsonl(QUARANTINE_FILE, [{**p.as_dict(), "record": by_line[p.line].as_row() if p.line in by_line else None}
+                                             for p in problems])
         outputs.append(QUARANTINE_FILE)
 
-    splits: dict[str, list[dict]] = {name: [] for name in SPLITS}
-    for record in good:
-        split = assign_split(record.messages, data.validation_fraction, data.heldout_fraction, params.seed)
-        splits[split].append(record.as_dict())
-    for name, rows in splits.items():
-        atomic_write_jsonl(SPLIT_FILES[name], rows)
-        outputs.append(SPLIT_FILES[name])
+    redacted = 0
+    if data.pii.action == "redact":
+        good, redacted = _redact(good, pii_findings)
 
-    inputs = [data_path, suite_file] + ([Path(data.datasheet)] if data.datasheet else [])
+    dropped_rows: list[dict] = []
+    good, dedup_info = _drop_duplicates(good, params, dropped_rows)
+    progress(f"validate: {dedup_info['exact']} exact duplicate(s), {len(dedup_info['near_pairs'])} near-duplicate pair(s)")
+
+    documents = [dedup.content_texts(r) for r in good]
+    checker = OverlapChecker(documents, [r.line for r in good], data.decontamination.ngram,
+                             data.decontamination.boilerplate_fraction, data.decontamination.boilerplate_min_documents)
+    suite_results, contaminated = [], set()
+    for suite in suites:
+        result, involved = checker.check(suite.name, suite.lines, suite.texts)
+        suite_results.append(result)
+        contaminated |= involved
+    if contaminated and data.decontamination.action == "block":
+        first = min(contaminated)
+        hit = next(r for r in suite_results if r.pairs)
+        raise DataError(f"overlaps evaluation suite {hit.suite} (line {hit.pairs[0]['suite_line']}) by a "
+                        f"{data.decontamination.ngram}-gram; {len(contaminated)} training record(s) overlap in all; "
+                        "data.decontamination.action is block", file=data.path, line=good[first].line)
+    dropped_contaminated = 0
+    if contaminated and data.decontamination.action == "drop":
+        dropped_rows += [{"line": good[i].line, "reason": "overlaps an evaluation suite", "record": good[i].as_row()}
+                         for i in sorted(contaminated)]
+        keep = [i for i in range(len(good)) if i not in contaminated]
+        good, documents = [good[i] for i in keep], [documents[i] for i in keep]
+        dropped_contaminated = len(contaminated)
+        dedup_info["near_pairs"] = _reindex_pairs(dedup_info["near_pairs"], keep)
+        dedup_info["exact_pairs"] = _reindex_pairs(dedup_info["exact_pairs"], keep)
+
+    # Near (and kept exact) duplicates form groups; a group never spans two splits.
+    near = dedup_info["near_pairs"]
+    related = near + dedup_info["exact_pairs"]
+    labels = groups(len(good), np.array([p.first for p in related], dtype=np.int64),
+                    np.array([p.second for p in related], dtype=np.int64))
+    keys = [r.content_key() for r in good]
+    split_of = group_splits(keys, labels, data.validation_fraction, data.heldout_fraction, params.seed)
+    moved = sum(1 for i, r in enumerate(good) if split_of[i] != _own_split(keys[i], params))
+    group_sizes = Counter(labels.tolist())
+
+    splits: dict[str, list[Record]] = {name: [] for name in SPLITS}
+    for record, split in zip(good, split_of):
+        splits[split].append(record)
+    train_side = [i for i, s in enumerate(split_of) if s != "heldout"]
+    heldout_side = [i for i, s in enumerate(split_of) if s == "heldout"]
+    heldout_checker = OverlapChecker([documents[i] for i in train_side], [good[i].line for i in train_side],
+                                     data.decontamination.ngram, data.decontamination.boilerplate_fraction,
+                                     data.decontamination.boilerplate_min_documents)
+    heldout_result, _ = heldout_checker.check(f"{SPLIT_FILES['heldout'].as_posix()} (held-out split)",
+                                              [good[i].line for i in heldout_side], [documents[i] for i in heldout_side])
+
+    for name, rows in splits.items():
+        atomic_write_jsonl(SPLIT_FILES[name], [r.as_row() for r in rows])
+        outputs.append(SPLIT_FILES[name])
+    atomic_write_jsonl(DROPPED_FILE, dropped_rows)
+    outputs.append(DROPPED_FILE)
+
+    kept_lines = {r.line for r in good}
+    flagged, by_pattern, injection_examples = injection.scan(good, patterns, MAX_EXAMPLES)
+    balance = class_balance(good, data.class_balance.max_ratio, data.class_balance.max_classes)
+    rendered = np.array([counts.rendered[r.line] for r in good])
+    truncated = [r.line for r in good if counts.rendered[r.line] > params.train.max_length]
+    near_lines = {good[i].line for p in near for i in (p.first, p.second)}
+    pii_kept = {line: found for line, found in pii_findings.items() if line in kept_lines or data.pii.action == "redact"}
+
+    dropped = {"exact_duplicates": dedup_info["exact"], "near_duplicates": dedup_info["near_dropped"],
+               "contaminated": dropped_contaminated}
+    warnings = _warnings(len(truncated), params.train.max_length, flagged, balance, max(group_sizes.values()), len(good))
+    if heldout_result.contaminated_items:
+        warnings.append(f"{heldout_result.contaminated_items} of {heldout_result.items} held-out items share a "
+                        f"{data.decontamination.ngram}-word passage with the training data; the held-out tier partly "
+                        "measures recall (templated data?)")
     report = ValidateReport(
-        params={"data": params.section("data"), "seed": params.seed},
-        inputs=digests(inputs),
+        params={"data": params.section("data"), "seed": params.seed, "train": {"max_length": params.train.max_length}},
+        inputs=digests([data_path, suite_file, injection.PATTERNS_FILE] + [Path(s.name) for s in suites]
+                       + ([Path(data.datasheet)] if data.datasheet else [])),
         outputs=digests(outputs),
-        passed=not problems or data.quarantine,
+        passed=True,
         data_file=data.path,
         data_sha256=sha256_file(data_path),
+        format=parsed.layout,
+        kind=kind,
         records_in=parsed.lines_read,
-        records_valid=len(good),
-        records_quarantined=len({p.line for p in problems}),
-        problems=[p.as_dict() for p in problems[:50]],
+        records_valid=parsed.lines_read - len(bad_lines),
+        records_quarantined=len(bad_lines),
+        dropped=dropped,
+        records_out=len(good),
+        problems=[{k: v for k, v in p.as_dict().items() if k != "raw"} for p in problems[:50]],
         expectation_suite=suite_file.as_posix(),
         expectations=[ExpectationResult(**o.as_dict()) for o in outcomes],
         splits={name: len(rows) for name, rows in splits.items()},
+        tokens=TokenSection(tokenizer=counts.tokenizer, chat_template_sha256=counts.chat_template_sha256,
+                            max_length=params.train.max_length, rendered_tokens_p50=int(np.percentile(rendered, 50)),
+                            rendered_tokens_p95=int(np.percentile(rendered, 95)), rendered_tokens_max=int(rendered.max()),
+                            truncated_records=len(truncated), truncated_examples=truncated[:MAX_EXAMPLES]),
+        dedup=DedupSection(
+            exact_action=data.dedup.exact, exact_duplicates=dedup_info["exact"],
+            exact_examples=dedup_info["exact_examples"], near_action=data.dedup.near,
+            near_threshold=data.dedup.near_threshold, shingle_words=data.dedup.shingle_words,
+            near_duplicate_pairs=len(near) + dedup_info["near_dropped"], near_duplicate_records=len(near_lines),
+            near_examples=[{"line_a": good[p.first].line, "line_b": good[p.second].line, "jaccard": p.jaccard}
+                           for p in near[:MAX_EXAMPLES]] or dedup_info["near_dropped_examples"],
+            leakage_groups=sum(1 for size in group_sizes.values() if size > 1),
+            largest_group=max(group_sizes.values()), records_kept_with_group=moved,
+            cross_split_pairs=sum(1 for p in near if split_of[p.first] != split_of[p.second])),
+        pii=PiiSection(
+            action=data.pii.action, detectors=list(data.pii.detectors),
+            findings=dict(Counter(f.kind for found in pii_kept.values() for _, f in found)),
+            records_with_pii=len(pii_kept), redacted_records=redacted,
+            unredacted_findings=0 if data.pii.action == "redact" else sum(len(f) for f in pii_kept.values()),
+            examples=[{"line": line, "field": source_field(by_line[line].layout, where), "type": f.kind, "masked": f.masked()}
+                      for line, found in list(pii_kept.items())[:MAX_EXAMPLES] for where, f in found[:1]]),
+        contamination=ContaminationSection(
+            ngram=data.decontamination.ngram, boilerplate_documents=checker.max_documents,
+            action=data.decontamination.action, suites=suite_results,
+            contaminated_training_records=len(contaminated), dropped=dropped_contaminated,
+            remaining=len(contaminated) - dropped_contaminated, heldout=heldout_result,
+            heldout_overlap_fraction=round(heldout_result.contaminated_items / max(1, heldout_result.items), 4)),
+        injection=InjectionSection(patterns_file=injection.PATTERNS_FILE.as_posix(), flagged_records=len(flagged),
+                                   by_pattern=by_pattern, examples=injection_examples),
+        class_balance=balance,
+        warnings=warnings,
         datasheet=datasheet,
         datasheet_missing_fields=datasheet_missing,
+        html_report=VALIDATE_HTML.as_posix(),
     )
+    atomic_write_text(VALIDATE_HTML, render("data_report.html.j2", report=report))
     write_report(report)
     return report
+
+
+def _scan_pii(records: list[Record], params: Params) -> dict[int, list[tuple[str, pii.Finding]]]:
+    """line -> [(canonical field, finding)] for every record with personal data."""
+    detectors, regions = tuple(params.data.pii.detectors), tuple(params.data.pii.phone_regions)
+    found = {}
+    for record in records:
+        hits = [(where, f) for where, text in record.texts() for f in pii.find_pii(text, detectors, regions)]
+        if hits:
+            found[record.line] = hits
+    return found
+
+
+def _redact(records: list[Record], findings: dict) -> tuple[list[Record], int]:
+    """Redacted copies of the records with findings; the source file is never touched."""
+    out, changed = [], 0
+    for record in records:
+        if record.line not in findings:
+            out.append(record)
+            continue
+        by_field: dict[str, list] = {}
+        for where, finding in findings[record.line]:
+            by_field.setdefault(where, []).append(finding)
+        texts = dict(record.texts())
+        out.append(record.replace_texts({where: pii.redact(texts[where], found) for where, found in by_field.items()}))
+        changed += 1
+    return out, changed
+
+
+def _drop_duplicates(records: list[Record], params: Params, dropped_rows: list[dict]):
+    settings = params.data.dedup
+    repeats = dedup.exact_duplicates(records)
+    info = {"exact": len(repeats), "near_dropped": 0, "near_dropped_examples": [],
+            "exact_examples": [{"line": records[i].line, "duplicate_of": records[j].line}
+                               for i, j in list(repeats.items())[:MAX_EXAMPLES]]}
+    info["exact_pairs"] = [] if settings.exact == "drop" else [dedup.NearPair(j, i, 1.0) for i, j in repeats.items()]
+    if settings.exact == "drop" and repeats:
+        dropped_rows += [{"line": records[i].line, "reason": f"exact duplicate of line {records[j].line}",
+                          "record": records[i].as_row()} for i, j in repeats.items()]
+        records = [r for i, r in enumerate(records) if i not in repeats]
+    pairs = dedup.near_duplicates([dedup.content_words(r) for r in records], settings.near_threshold,
+                                  settings.shingle_words, settings.num_perm, params.seed)
+    if settings.near == "drop" and pairs:
+        later = {}
+        for pair in pairs:
+            later.setdefault(pair.second, pair)
+        info["near_dropped"] = len(later)
+        info["near_dropped_examples"] = [{"line_a": records[p.first].line, "line_b": records[p.second].line,
+                                          "jaccard": p.jaccard} for p in list(later.values())[:MAX_EXAMPLES]]
+        dropped_rows += [{"line": records[i].line, "reason": f"near duplicate of line {records[p.first].line} "
+                          f"(Jaccard {p.jaccard})", "record": records[i].as_row()} for i, p in later.items()]
+        keep = [i for i in range(len(records)) if i not in later]
+        records = [records[i] for i in keep]
+        pairs = _reindex_pairs([p for p in pairs if p.first not in later and p.second not in later], keep)
+        info["exact_pairs"] = _reindex_pairs(info["exact_pairs"], keep)
+    info["near_pairs"] = pairs
+    return records, info
+
+
+def _reindex_pairs(pairs: list[dedup.NearPair], keep: list[int]) -> list[dedup.NearPair]:
+    new_index = {old: new for new, old in enumerate(keep)}
+    return [dedup.NearPair(new_index[p.first], new_index[p.second], p.jaccard)
+            for p in pairs if p.first in new_index and p.second in new_index]
+
+
+def _own_split(key: str, params: Params) -> str:
+    from toolkit.data.splits import assign_split
+
+    return assign_split(key, params.data.validation_fraction, params.data.heldout_fraction, params.seed)
+
+
+def _warnings(truncated: int, max_length: int, flagged: set, balance, largest_group: int, total: int) -> list[str]:
+    warnings = []
+    if truncated:
+        warnings.append(f"{truncated} record(s) are longer than train.max_length ({max_length} tokens) and would be truncated")
+    if flagged:
+        warnings.append(f"{len(flagged)} record(s) contain prompt-injection patterns")
+    for name, label in balance.labels.items():
+        if label.imbalanced:
+            warnings.append(f"class imbalance in {name}: largest/smallest = {label.ratio} (limit {balance.max_ratio})")
+    if largest_group > 0.05 * total and total >= 100:
+        warnings.append(f"{largest_group} related records form one group and must share a split; "
+                        "the split fractions may be skewed")
+    return warnings

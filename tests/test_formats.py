@@ -1,0 +1,98 @@
+"""Every supported input layout normalizes to the canonical record; every broken file is named precisely."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from toolkit.data.records import load_records
+from toolkit.data.validate import run_validate
+from toolkit.errors import DataError
+from toolkit.files import read_jsonl
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SFT_ROWS = [
+    {"messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Where is my parcel?"},
+                  {"role": "assistant", "content": "It ships tomorrow."}]},
+    {"messages": [{"role": "user", "content": "Can I pay by invoice?"}, {"role": "assistant", "content": "Yes, for business accounts."}]},
+]
+PREFERENCE_ROWS = [
+    {"prompt": [{"role": "user", "content": "Where is my parcel?"}], "chosen": [{"role": "assistant", "content": "It ships tomorrow."}],
+     "rejected": [{"role": "assistant", "content": "No idea."}]},
+    {"prompt": [{"role": "user", "content": "Can I pay by invoice?"}],
+     "chosen": [{"role": "assistant", "content": "Yes, for business accounts."}], "rejected": [{"role": "assistant", "content": "Maybe."}]},
+]
+KTO_ROWS = [
+    {"prompt": [{"role": "user", "content": "Where is my parcel?"}], "completion": [{"role": "assistant", "content": "It ships tomorrow."}],
+     "label": True},
+    {"prompt": [{"role": "user", "content": "Can I pay by invoice?"}], "completion": [{"role": "assistant", "content": "Maybe."}],
+     "label": False},
+]
+
+
+@pytest.mark.parametrize("name, layout, rows", [
+    ("chat.jsonl", "chat", SFT_ROWS),
+    ("chat_array.json", "chat", SFT_ROWS),
+    ("sharegpt.jsonl", "sharegpt", SFT_ROWS),
+    ("prompt_completion.jsonl", "prompt_completion", SFT_ROWS),
+    ("preference.jsonl", "preference", PREFERENCE_ROWS),
+    ("chat_preference.jsonl", "chat_preference", PREFERENCE_ROWS),
+    ("sharegpt_preference.jsonl", "sharegpt_preference", PREFERENCE_ROWS),
+    ("kto.jsonl", "kto", KTO_ROWS),
+])
+def test_each_layout_normalizes_to_the_canonical_record(name, layout, rows):
+    parsed = load_records(FIXTURES / "formats" / name)
+    assert not parsed.problems
+    assert parsed.layout == layout
+    assert [r.as_row() for r in parsed.records] == rows
+
+
+def test_alpaca_puts_instruction_and_input_in_the_user_turn(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps({"instruction": "Translate.", "input": "Hallo", "output": "Hello"}) + "\n")
+    record = load_records(path).records[0]
+    assert record.as_row() == {"messages": [{"role": "user", "content": "Translate.\n\nHallo"},
+                                            {"role": "assistant", "content": "Hello"}]}
+    assert load_records(FIXTURES / "formats/alpaca.jsonl").records[0].as_row() == SFT_ROWS[0]
+
+
+def test_a_named_format_rejects_other_layouts():
+    parsed = load_records(FIXTURES / "formats/chat.jsonl", "sharegpt")
+    assert not parsed.records and [p.line for p in parsed.problems] == [1, 2]
+    assert "data.format: sharegpt" in parsed.problems[0].message
+    assert load_records(FIXTURES / "formats/chat_preference.jsonl", "preference").layout == "chat_preference"
+
+
+@pytest.mark.parametrize("name", ["chat.jsonl", "sharegpt.jsonl", "alpaca.jsonl", "prompt_completion.jsonl",
+                                  "preference.jsonl", "sharegpt_preference.jsonl", "kto.jsonl"])
+def test_each_layout_passes_the_whole_stage(data_project, name):
+    shutil.copy(FIXTURES / "formats" / name, Path("data") / name)
+    params = data_project([], name="unused.jsonl")
+    params = params.model_copy(update={"data": params.data.model_copy(update={"path": f"data/{name}", "heldout_fraction": 0.01})})
+    report = run_validate(params, progress=lambda _: None)
+    assert report.records_out == 2 and report.kind == {"preference.jsonl": "preference", "sharegpt_preference.jsonl": "preference",
+                                                       "kto.jsonl": "kto"}.get(name, "sft")
+    rows = [row for split in ("train", "validation", "heldout") for row in read_jsonl(f"artifacts/data/{split}.jsonl")]
+    assert len(rows) == 2 and all(set(row) in ({"messages"}, {"prompt", "chosen", "rejected"}, {"prompt", "completion", "label"})
+                                  for row in rows)
+
+
+BROKEN = yaml.safe_load((FIXTURES / "broken/expected.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_broken_files_stop_with_file_line_and_field(data_project, name):
+    shutil.copy(FIXTURES / "broken" / name, Path("data") / name)
+    params = data_project([], name="unused.jsonl")
+    params = params.model_copy(update={"data": params.data.model_copy(update={"path": f"data/{name}"})})
+    with pytest.raises(DataError) as error:
+        run_validate(params, progress=lambda _: None)
+    assert str(error.value).startswith("data/" + BROKEN[name]), str(error.value)
+    assert error.value.exit_code == 2
+    assert not Path("artifacts/data/train.jsonl").exists()
+
+
+def test_every_broken_file_has_an_expectation():
+    assert sorted(p.name for p in (FIXTURES / "broken").iterdir() if p.name != "expected.yaml") == sorted(BROKEN)

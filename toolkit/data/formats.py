@@ -1,0 +1,234 @@
+"""Input layouts of fine-tuning data, detected per record and normalized to one canonical record.
+
+Layouts (the `data.format` names in brackets):
+- chat [chat]: {"messages": [{"role", "content"}, ...]}, OpenAI style, optional system turn;
+- sharegpt [sharegpt]: {"conversations": [{"from": "human"|"gpt"|"system", "value"}, ...]};
+- alpaca [alpaca]: {"instruction", "input" (optional), "output", "system" (optional)};
+- prompt_completion [prompt_completion]: {"prompt", "completion"};
+- preference [preference]: {"prompt", "chosen", "rejected"}, or a conversation under "messages"
+  (chat_preference) or "conversations" (sharegpt_preference) plus "chosen" and "rejected" answers;
+- kto [kto]: {"prompt" | "messages" | "conversations", "completion", "label": bool}.
+
+Every layout becomes a `Record` of one of three kinds: sft (a conversation ending with the
+assistant's answer), preference (a prompt conversation with a chosen and a rejected answer) or kto
+(a prompt conversation with one answer labelled desirable or not). A structural problem is returned
+as (field, message) naming the field as the input file spells it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+ROLES = ("system", "user", "assistant")
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
+
+KIND_OF_LAYOUT = {
+    "chat": "sft", "sharegpt": "sft", "alpaca": "sft", "prompt_completion": "sft",
+    "preference": "preference", "chat_preference": "preference", "sharegpt_preference": "preference",
+    "kto": "kto",
+}
+# data.format names -> the layouts each accepts
+FORMATS = {
+    "chat": ("chat",), "sharegpt": ("sharegpt",), "alpaca": ("alpaca",), "prompt_completion": ("prompt_completion",),
+    "preference": ("preference", "chat_preference", "sharegpt_preference"), "kto": ("kto",),
+}
+EXAMPLES = {
+    "chat": '{"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]}',
+    "sharegpt": '{"conversations": [{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]}',
+    "alpaca": '{"instruction": ..., "input": ..., "output": ...}',
+    "prompt_completion": '{"prompt": ..., "completion": ...}',
+    "preference": '{"prompt": ..., "chosen": ..., "rejected": ...}',
+    "chat_preference": '{"messages": [...], "chosen": ..., "rejected": ...}',
+    "sharegpt_preference": '{"conversations": [...], "chosen": ..., "rejected": ...}',
+    "kto": '{"prompt": ..., "completion": ..., "label": true}',
+}
+
+
+class LayoutProblem(Exception):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+@dataclass
+class Record:
+    """One canonical record. `messages` is the whole conversation for sft, the prompt otherwise."""
+
+    line: int
+    layout: str
+    messages: list[dict]
+    chosen: str | None = None
+    rejected: str | None = None
+    completion: str | None = None
+    label: bool | None = None
+
+    @property
+    def kind(self) -> str:
+        return KIND_OF_LAYOUT[self.layout]
+
+    def conversations(self) -> list[list[dict]]:
+        """The full conversations a trainer sees (two for a preference pair)."""
+        if self.kind == "sft":
+            return [self.messages]
+        answers = [self.chosen, self.rejected] if self.kind == "preference" else [self.completion]
+        return [self.messages + [{"role": "assistant", "content": answer}] for answer in answers]
+
+    def texts(self) -> list[tuple[str, str]]:
+        """(canonical field, text) of every piece of text in the record."""
+        texts = [(f"messages[{i}].content", m["content"]) for i, m in enumerate(self.messages)]
+        for name in ("chosen", "rejected", "completion"):
+            if getattr(self, name) is not None:
+                texts.append((name, getattr(self, name)))
+        return texts
+
+    def replace_texts(self, replaced: dict[str, str]) -> Record:
+        """A copy with some texts (keyed by canonical field) replaced; used for redaction."""
+        messages = [dict(m, content=replaced.get(f"messages[{i}].content", m["content"]))
+                    for i, m in enumerate(self.messages)]
+        return Record(self.line, self.layout, messages,
+                      *(replaced.get(name, getattr(self, name)) for name in ("chosen", "rejected", "completion")),
+                      self.label)
+
+    def as_row(self) -> dict:
+        """TRL's conversational format: messages for SFT, prompt/chosen/rejected, prompt/completion/label."""
+        if self.kind == "sft":
+            return {"messages": self.messages}
+        assistant = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
+        if self.kind == "preference":
+            return {"prompt": self.messages, "chosen": assistant(self.chosen), "rejected": assistant(self.rejected)}
+        return {"prompt": self.messages, "completion": assistant(self.completion), "label": self.label}
+
+    def content_key(self) -> str:
+        return json.dumps(self.as_row(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def detect_layout(raw: dict) -> str | None:
+    if "chosen" in raw or "rejected" in raw:
+        if "conversations" in raw:
+            return "sharegpt_preference"
+        return "chat_preference" if "messages" in raw else "preference"
+    if "label" in raw:
+        return "kto"
+    for key, layout in (("messages", "chat"), ("conversations", "sharegpt"), ("instruction", "alpaca"),
+                        ("prompt", "prompt_completion")):
+        if key in raw:
+            return layout
+    return None
+
+
+def normalize(raw: Any, line: int, layout: str) -> Record:
+    """The canonical record of `raw` read as `layout`; raises LayoutProblem naming the field."""
+    if not isinstance(raw, dict):
+        raise LayoutProblem("(record)", f"expected a JSON object, got {type(raw).__name__}")
+    if layout == "chat":
+        return Record(line, layout, _chat_messages(raw, "messages"))
+    if layout == "sharegpt":
+        return Record(line, layout, _sharegpt_messages(raw, "conversations"))
+    if layout == "alpaca":
+        instruction = _text(raw, "instruction")
+        extra = _text(raw, "input", optional=True)
+        system = _text(raw, "system", optional=True)
+        messages = [{"role": "system", "content": system}] if system else []
+        messages += [{"role": "user", "content": f"{instruction}\n\n{extra}" if extra else instruction},
+                     {"role": "assistant", "content": _text(raw, "output")}]
+        return Record(line, layout, messages)
+    if layout == "prompt_completion":
+        return Record(line, layout, _prompt(raw, "prompt") + [{"role": "assistant", "content": _answer(raw, "completion")}])
+    if layout in ("preference", "chat_preference", "sharegpt_preference"):
+        key = {"preference": "prompt", "chat_preference": "messages", "sharegpt_preference": "conversations"}[layout]
+        return Record(line, layout, _prompt(raw, key), chosen=_answer(raw, "chosen"), rejected=_answer(raw, "rejected"))
+    if layout == "kto":
+        key = next((k for k in ("prompt", "messages", "conversations") if k in raw), "prompt")
+        label = raw.get("label")
+        if not isinstance(label, bool):
+            raise LayoutProblem("label", f"expected true or false, got {json.dumps(label)}")
+        return Record(line, layout, _prompt(raw, key), completion=_answer(raw, "completion"), label=label)
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+def source_field(layout: str, field: str) -> str:
+    """A canonical field name as the input layout spells it (for messages about content checks)."""
+    if layout.startswith("sharegpt"):
+        return field.replace("messages", "conversations").replace(".role", ".from").replace(".content", ".value")
+    if layout in ("preference", "kto"):
+        return field.replace("messages", "prompt")
+    if layout == "alpaca":
+        return {"messages[-1].role": "output", "messages": "instruction/output"}.get(field, "instruction/input/output")
+    if layout == "prompt_completion":
+        return {"messages[-1].role": "completion", "messages": "prompt/completion"}.get(field, "prompt/completion")
+    return field
+
+
+def _text(raw: dict, key: str, optional: bool = False) -> str:
+    value = raw.get(key)
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str):
+        expected = "a string" if not optional else "a string or absent"
+        got = "missing" if key not in raw else type(value).__name__
+        raise LayoutProblem(key, f"expected {expected}, got {got}")
+    return value
+
+
+def _chat_messages(raw: dict, key: str) -> list[dict]:
+    messages = raw.get(key)
+    if not isinstance(messages, list) or not messages:
+        raise LayoutProblem(key, "expected a non-empty list of {role, content} objects")
+    for index, message in enumerate(messages):
+        where = f"{key}[{index}]"
+        if not isinstance(message, dict):
+            raise LayoutProblem(where, f"expected an object with role and content, got {type(message).__name__}")
+        if message.get("role") not in ROLES:
+            raise LayoutProblem(f"{where}.role", f"expected one of {', '.join(ROLES)}, got {message.get('role')!r}")
+        if not isinstance(message.get("content"), str):
+            raise LayoutProblem(f"{where}.content", f"expected a string, got {type(message.get('content')).__name__}")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def _sharegpt_messages(raw: dict, key: str) -> list[dict]:
+    turns = raw.get(key)
+    if not isinstance(turns, list) or not turns:
+        raise LayoutProblem(key, "expected a non-empty list of {from, value} objects")
+    messages = []
+    for index, turn in enumerate(turns):
+        where = f"{key}[{index}]"
+        if not isinstance(turn, dict):
+            raise LayoutProblem(where, f"expected an object with from and value, got {type(turn).__name__}")
+        if turn.get("from") not in SHAREGPT_ROLES:
+            raise LayoutProblem(f"{where}.from", f"expected one of human, gpt, system, got {turn.get('from')!r}")
+        if not isinstance(turn.get("value"), str):
+            raise LayoutProblem(f"{where}.value", f"expected a string, got {type(turn.get('value')).__name__}")
+        messages.append({"role": SHAREGPT_ROLES[turn["from"]], "content": turn["value"]})
+    return messages
+
+
+def _prompt(raw: dict, key: str) -> list[dict]:
+    """A prompt: a string (one user turn) or a conversation in chat or ShareGPT form."""
+    value = raw.get(key)
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "from" in value[0]:
+        return _sharegpt_messages(raw, key)
+    if isinstance(value, list):
+        return _chat_messages(raw, key)
+    got = "missing" if key not in raw else type(value).__name__
+    raise LayoutProblem(key, f"expected a string or a list of turns, got {got}")
+
+
+def _answer(raw: dict, key: str) -> str:
+    """An answer: a string, one assistant message, or a one-element list holding it."""
+    value = raw.get(key)
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, dict):
+        role = value.get("role", value.get("from"))
+        content = value.get("content", value.get("value"))
+        if SHAREGPT_ROLES.get(role) != "assistant" or not isinstance(content, str):
+            raise LayoutProblem(key, "expected an assistant message {role: assistant, content: ...}")
+        return content
+    if isinstance(value, str):
+        return value
+    got = "missing" if key not in raw else type(value).__name__
+    raise LayoutProblem(key, f"expected a string or one assistant message, got {got}")

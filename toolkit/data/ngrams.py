@@ -1,0 +1,114 @@
+"""Hashed word n-grams of many documents at once, for decontamination and leakage-free splits.
+
+Documents are lists of normalised words. Each is cut into overlapping n-grams (a document shorter
+than n words is one n-gram of all its words) and every n-gram is hashed to 64 bits in vectorised
+numpy, so 100,000 records take seconds and memory grows linearly. The result is the sorted, unique
+(n-gram hash, document) pairs; joins between two corpora are sort-merges, never all-pairs loops.
+
+"Boilerplate" n-grams, those found in more than `max_documents` documents (a shared system prompt,
+a form letter), are ignored: they say nothing about whether two particular records are related.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+_WORD = re.compile(r"\w+")
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters and digits of any script); punctuation and spacing are ignored."""
+    return _WORD.findall(text.lower())
+
+
+@dataclass
+class NgramPairs:
+    grams: np.ndarray  # uint64, sorted
+    docs: np.ndarray   # int64, the document each n-gram came from
+
+    def document_frequency(self) -> tuple[np.ndarray, np.ndarray]:
+        """(unique grams, how many documents hold each)."""
+        return np.unique(self.grams, return_counts=True)
+
+
+class NgramHasher:
+    """Hashes word n-grams; one hasher must serve every corpus that is compared (shared vocabulary)."""
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n = n
+        self.vocabulary: dict[str, int] = {}
+        rng = np.random.default_rng(seed)
+        self._weights = rng.integers(1, 2**63, size=n + 1, dtype=np.uint64) | np.uint64(1)
+
+    def pairs(self, documents: list[list[str]]) -> NgramPairs:
+        vocabulary = self.vocabulary
+        lengths = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
+        stream = np.fromiter((vocabulary.setdefault(w, len(vocabulary)) + 1 for d in documents for w in d),
+                             dtype=np.uint64, count=int(lengths.sum()))
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        doc_of_position = np.repeat(np.arange(len(documents)), lengths)
+        with np.errstate(over="ignore"):
+            long_docs = lengths >= self.n
+            window_hash = np.zeros(len(stream), dtype=np.uint64)
+            for k in range(self.n):
+                window_hash[: len(stream) - k] += stream[k:] * self._weights[k]
+            end_of_doc = np.repeat(starts + lengths, lengths)
+            valid = (np.arange(len(stream)) + self.n <= end_of_doc) & long_docs[doc_of_position]
+            grams, docs = [window_hash[valid]], [doc_of_position[valid]]
+            short = np.flatnonzero((lengths > 0) & ~long_docs)
+            if len(short):
+                grams.append(np.array([self._whole(stream[starts[d]:starts[d] + lengths[d]]) for d in short], dtype=np.uint64))
+                docs.append(short)
+            grams = _mix(np.concatenate(grams))
+        docs = np.concatenate(docs).astype(np.int64)
+        order = np.lexsort((docs, grams))
+        grams, docs = grams[order], docs[order]
+        keep = np.ones(len(grams), dtype=bool)
+        keep[1:] = (grams[1:] != grams[:-1]) | (docs[1:] != docs[:-1])
+        return NgramPairs(grams[keep], docs[keep])
+
+    def _whole(self, ids: np.ndarray) -> np.uint64:
+        with np.errstate(over="ignore"):
+            return np.uint64((ids * self._weights[: len(ids)]).sum(dtype=np.uint64) + np.uint64(len(ids)) * self._weights[-1])
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """A 64-bit finaliser (splitmix64) so that the linear window hash spreads over all bits."""
+    with np.errstate(over="ignore"):
+        values = values ^ (values >> np.uint64(30))
+        values = values * np.uint64(0xBF58476D1CE4E5B9)
+        values = values ^ (values >> np.uint64(27))
+        values = values * np.uint64(0x94D049BB133111EB)
+        return values ^ (values >> np.uint64(31)) ^ _MIX
+
+
+def overlapping(train: NgramPairs, other: NgramPairs, ignore: np.ndarray) -> list[tuple[int, int]]:
+    """(other doc, train doc) pairs sharing at least one non-ignored n-gram, each pair once."""
+    common = np.intersect1d(train.grams, other.grams, assume_unique=False)
+    common = np.setdiff1d(common, ignore, assume_unique=True)
+    if not len(common):
+        return []
+    found: set[tuple[int, int]] = set()
+    train_lo, train_hi = np.searchsorted(train.grams, common), np.searchsorted(train.grams, common, side="right")
+    other_lo, other_hi = np.searchsorted(other.grams, common), np.searchsorted(other.grams, common, side="right")
+    for tl, th, ol, oh in zip(train_lo, train_hi, other_lo, other_hi):
+        for o in other.docs[ol:oh]:
+            for t in train.docs[tl:th]:
+                found.add((int(o), int(t)))
+    return sorted(found)
+
+
+def a_shared_ngram(a: list[str], b: list[str], n: int, ignored=lambda window: False) -> str:
+    """One n-gram the two word lists share (not an ignored one), for showing a flagged pair to a person."""
+    if len(a) < n or len(b) < n:
+        return ""
+    seen = {tuple(b[i:i + n]) for i in range(len(b) - n + 1)}
+    for i in range(len(a) - n + 1):
+        window = a[i:i + n]
+        if tuple(window) in seen and not ignored(window):
+            return " ".join(window)
+    return ""
