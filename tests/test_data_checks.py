@@ -154,3 +154,15 @@ def test_token_counts_and_render_errors(tiny_tokenizer):
     assert counts.longest_turn[2] == len(tokenizer("a much longer question " * 20, add_special_tokens=False)["input_ids"])
     tokenizer.chat_template = "{{ raise_exception('roles must alternate') }}"
     assert "roles must alternate" in count_tokens(records, tokenizer, "tiny").render_errors[1]
+
+
+def test_minhash_estimates_jaccard_and_bands_follow_the_threshold():
+    shared = [f"s{i}" for i in range(60)]
+    a, b = shared + [f"a{i}" for i in range(20)], shared + [f"b{i}" for i in range(20)]
+    signatures, empty = dedup.minhash_signatures([a, b, []], shingle_words=1, num_perm=256, seed=7)
+    estimate = (signatures[0] == signatures[1]).mean()
+    assert abs(estimate - 60 / 100) < 0.08 and list(empty) == [False, False, True]
+    bands, rows = dedup.optimal_bands(0.8, 128)
+    assert bands * rows <= 128 and (1 / bands) ** (1 / rows) < 0.8  # banding threshold below: recall first
+    assert dedup.near_duplicates([a, b, []], 0.5, 1, 128, 7)[0].first == 0
+    assert dedup.near_duplicates([a, b], 0.9, 1, 128, 7) == []

@@ -55,6 +55,21 @@ def test_every_report_records_input_and_output_hashes(project):
     assert validate["inputs"]["data/support_tickets.jsonl"] == validate["data_sha256"]
 
 
+def test_data_gate_on_the_default_data(project):
+    validate = _report(project, "validate")
+    assert validate["format"] == "chat" and validate["records_in"] == 1200
+    assert validate["records_in"] == validate["records_quarantined"] + sum(validate["dropped"].values()) + validate["records_out"]
+    assert validate["pii"]["findings"]["name"] > 1000 and validate["pii"]["unredacted_findings"] == 0
+    train_text = (project / "artifacts/data/train.jsonl").read_text()
+    assert "[NAME]" in train_text and "Thank you, Lea" not in train_text
+    assert "Thank you, Lea" in (project / "data/support_tickets.jsonl").read_text()  # the source is untouched
+    assert validate["tokens"]["truncated_records"] == 0
+    assert (project / "reports/validate.html").read_text().count("<h2>") >= 8
+    rules = {rule["id"]: rule for rule in _report(project, "gate")["rules"]}
+    assert rules["no_unredacted_pii"]["status"] == rules["no_contamination"]["status"] == "passed"
+    assert rules["heldout_mostly_unseen"]["status"] == "warned"  # templated data: the gate says so
+
+
 def test_model_card_names_base_data_hash_and_eval_figures(project):
     card_text = (project / "artifacts/model_card/README.md").read_text()
     base, validate, heldout = _report(project, "base"), _report(project, "validate"), _report(project, "eval_heldout")

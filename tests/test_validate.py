@@ -117,7 +117,7 @@ def test_near_duplicates_never_straddle_splits(data_project):
     import random
 
     rng, vocabulary = random.Random(3), [f"w{i}" for i in range(2000)]
-    texts = [" ".join(rng.choices(vocabulary, k=30)) for _ in range(60)]
+    texts = [" ".join(rng.choices(vocabulary, k=60)) for _ in range(60)]
     answer = {"role": "assistant", "content": "ok"}
     lines = [{"messages": [{"role": "user", "content": t + tail}, answer]} for t in texts for tail in ("", " thanks")]
     near = {"near_threshold": 0.75, "shingle_words": 3}

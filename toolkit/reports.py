@@ -161,6 +161,7 @@ class ValidateReport(Report):
     datasheet: dict[str, Any] | None
     datasheet_missing_fields: list[str]
     html_report: str
+    timings_s: dict[str, float] = {}
 
 
 class TrainReport(Report):

@@ -92,12 +92,16 @@ class OverlapChecker:
     def check(self, name: str, lines: list[int], items: list[list[list[str]]]) -> tuple[SuiteContamination, set[int]]:
         """The suite's contamination, and the indexes of the training records involved."""
         pieces, owner = _pieces(items, self.n)
-        piece_pairs = overlapping(self.train, self.hasher.pairs(pieces), self.ignored) if pieces else []
-        pairs = sorted({(owner[o], self.train_owner[t]) for o, t in piece_pairs})
+        if not pieces:
+            return SuiteContamination(suite=name, items=len(items), contaminated_items=0, training_records=0, pairs=[]), set()
+        other_hit, train_hit, examples = overlapping(self.train, self.hasher.pairs(pieces), self.ignored, MAX_PAIRS_SHOWN)
+        owner, train_owner = np.asarray(owner), np.asarray(self.train_owner)
+        contaminated = set(owner[other_hit].tolist())
+        involved = set(train_owner[train_hit].tolist())
+        pairs = sorted({(int(owner[o]), int(train_owner[t])) for o, t in examples})
         shown = [{"suite_line": lines[o], "train_line": self.train_lines[t],
-                  "ngram": self._shared(items[o], self.train_texts[t])} for o, t in pairs[:MAX_PAIRS_SHOWN]]
-        involved = {t for _, t in pairs}
-        return SuiteContamination(suite=name, items=len(items), contaminated_items=len({o for o, _ in pairs}),
+                  "ngram": self._shared(items[o], self.train_texts[t])} for o, t in pairs]
+        return SuiteContamination(suite=name, items=len(items), contaminated_items=len(contaminated),
                                   training_records=len(involved), pairs=shown), involved
 
     def _shared(self, a: list[list[str]], b: list[list[str]]) -> str:

@@ -76,30 +76,35 @@ class NgramHasher:
             return np.uint64((ids * self._weights[: len(ids)]).sum(dtype=np.uint64) + np.uint64(len(ids)) * self._weights[-1])
 
 
-def _mix(values: np.ndarray) -> np.ndarray:
-    """A 64-bit finaliser (splitmix64) so that the linear window hash spreads over all bits."""
+def splitmix64(values: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser, element-wise: a fast, well-mixing 64-bit hash of 64-bit integers."""
     with np.errstate(over="ignore"):
         values = values ^ (values >> np.uint64(30))
         values = values * np.uint64(0xBF58476D1CE4E5B9)
         values = values ^ (values >> np.uint64(27))
         values = values * np.uint64(0x94D049BB133111EB)
-        return values ^ (values >> np.uint64(31)) ^ _MIX
+        return values ^ (values >> np.uint64(31))
 
 
-def overlapping(train: NgramPairs, other: NgramPairs, ignore: np.ndarray) -> list[tuple[int, int]]:
-    """(other doc, train doc) pairs sharing at least one non-ignored n-gram, each pair once."""
-    common = np.intersect1d(train.grams, other.grams, assume_unique=False)
-    common = np.setdiff1d(common, ignore, assume_unique=True)
-    if not len(common):
-        return []
-    found: set[tuple[int, int]] = set()
-    train_lo, train_hi = np.searchsorted(train.grams, common), np.searchsorted(train.grams, common, side="right")
-    other_lo, other_hi = np.searchsorted(other.grams, common), np.searchsorted(other.grams, common, side="right")
-    for tl, th, ol, oh in zip(train_lo, train_hi, other_lo, other_hi):
-        for o in other.docs[ol:oh]:
-            for t in train.docs[tl:th]:
-                found.add((int(o), int(t)))
-    return sorted(found)
+def _mix(values: np.ndarray) -> np.ndarray:
+    return splitmix64(values) ^ _MIX
+
+
+def overlapping(train: NgramPairs, other: NgramPairs, ignore: np.ndarray,
+                max_examples: int = 20) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """Documents of `other` and of `train` that share a non-ignored n-gram, and up to max_examples
+    (other doc, train doc) pairs. Vectorised: a popular n-gram never expands into all its pairs."""
+    common = np.setdiff1d(np.intersect1d(train.grams, other.grams), ignore, assume_unique=True)
+    other_hit = np.isin(other.grams, common)
+    train_hit = np.isin(train.grams, common)
+    examples: list[tuple[int, int]] = []
+    for gram, doc in zip(other.grams[other_hit], other.docs[other_hit]):
+        if len(examples) >= max_examples:
+            break
+        partner = train.docs[np.searchsorted(train.grams, gram)]
+        if (int(doc), int(partner)) not in examples:
+            examples.append((int(doc), int(partner)))
+    return np.unique(other.docs[other_hit]), np.unique(train.docs[train_hit]), examples
 
 
 def a_shared_ngram(a: list[str], b: list[str], n: int, ignored=lambda window: False) -> str:

@@ -28,6 +28,7 @@ _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _IBAN = re.compile(r"(?<![A-Z0-9])[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)(?![A-Z0-9])")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_DIGIT = re.compile(r"\d")
 _PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ()./-]{5,18}\d(?![\w])")
 _NAME = r"[A-Z](?:'[A-Z])?[a-z\u00C0-\u017F]+(?:-[A-Z]?[a-z\u00C0-\u017F]+)?"
 _NAME_CUES = re.compile(
@@ -76,46 +77,60 @@ def iban_valid(candidate: str) -> bool:
     return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
 
 
+class PiiScanner:
+    """The configured detectors, ready to scan many texts (repeated texts, like a system prompt, once)."""
+
+    def __init__(self, detectors: tuple[str, ...] = DETECTORS, phone_regions: tuple[str, ...] = ("DE",),
+                 first_names_file: Path = FIRST_NAMES_FILE):
+        self.detectors, self.phone_regions = detectors, phone_regions
+        self.first_names = _first_names(str(Path(first_names_file).resolve()))
+        self.find = lru_cache(maxsize=8192)(self._find)
+
+    def _find(self, text: str) -> tuple[Finding, ...]:
+        """Non-overlapping findings in text order; the checked, more specific detectors win overlaps."""
+        detectors = self.detectors
+        findings: list[Finding] = []
+
+        def add(kind: str, start: int, end: int) -> None:
+            if not any(f.start < end and start < f.end for f in findings):
+                findings.append(Finding(kind, start, end, text[start:end]))
+
+        if "email" in detectors and "@" in text:
+            for match in _EMAIL.finditer(text):
+                add("email", *match.span())
+        has_digit = _DIGIT.search(text) is not None
+        if "iban" in detectors and has_digit:
+            for match in _IBAN.finditer(text):
+                if iban_valid(match.group()):
+                    add("iban", *match.span())
+        if "credit_card" in detectors and has_digit:
+            for match in _CARD.finditer(text):
+                if luhn_valid(re.sub(r"\D", "", match.group())):
+                    add("credit_card", *match.span())
+        if "ip_address" in detectors and (has_digit or ":" in text):
+            for pattern in (_IPV4, _IPV6):
+                for match in pattern.finditer(text):
+                    if _is_ip(match.group()):
+                        add("ip_address", *match.span())
+        if "phone" in detectors and has_digit:
+            for match in _PHONE.finditer(text):
+                if _is_phone(match.group(), self.phone_regions):
+                    add("phone", *match.span())
+        if "name" in detectors:
+            for match in _NAME_CUES.finditer(text):
+                if match.group(1).split()[0].lower() not in _NOT_NAMES:
+                    add("name", *match.span(1))
+            words = list(_CAPITALISED.finditer(text))
+            for first, last in zip(words, words[1:]):
+                if (first.group() in self.first_names and text[first.end():last.start()].isspace()
+                        and last.group().lower() not in _NOT_NAMES):
+                    add("name", first.start(), last.end())
+        return tuple(sorted(findings, key=lambda f: f.start))
+
+
 def find_pii(text: str, detectors: tuple[str, ...] = DETECTORS, phone_regions: tuple[str, ...] = ("DE",)) -> list[Finding]:
-    """Non-overlapping findings in text order; the checked, more specific detectors win overlaps."""
-    findings: list[Finding] = []
-
-    def add(kind: str, start: int, end: int) -> None:
-        if not any(f.start < end and start < f.end for f in findings):
-            findings.append(Finding(kind, start, end, text[start:end]))
-
-    if "email" in detectors and "@" in text:
-        for match in _EMAIL.finditer(text):
-            add("email", *match.span())
-    if "iban" in detectors:
-        for match in _IBAN.finditer(text):
-            if iban_valid(match.group()):
-                add("iban", *match.span())
-    if "credit_card" in detectors:
-        for match in _CARD.finditer(text):
-            digits = re.sub(r"\D", "", match.group())
-            if luhn_valid(digits):
-                add("credit_card", *match.span())
-    if "ip_address" in detectors:
-        for pattern in (_IPV4, _IPV6):
-            for match in pattern.finditer(text):
-                if _is_ip(match.group()):
-                    add("ip_address", *match.span())
-    if "phone" in detectors:
-        for match in _PHONE.finditer(text):
-            if _is_phone(match.group(), phone_regions):
-                add("phone", *match.span())
-    if "name" in detectors:
-        for match in _NAME_CUES.finditer(text):
-            if match.group(1).split()[0].lower() not in _NOT_NAMES:
-                add("name", *match.span(1))
-        first_names = _first_names(str(FIRST_NAMES_FILE.resolve()))
-        words = list(_CAPITALISED.finditer(text))
-        for first, last in zip(words, words[1:]):
-            if (first.group() in first_names and text[first.end():last.start()].isspace()
-                    and last.group().lower() not in _NOT_NAMES):
-                add("name", first.start(), last.end())
-    return sorted(findings, key=lambda f: f.start)
+    """Findings in one text (for many texts, build one PiiScanner and reuse it)."""
+    return list(PiiScanner(detectors, phone_regions).find(text))
 
 
 def redact(text: str, findings: list[Finding]) -> str:

@@ -12,6 +12,7 @@ people. Every record in is accounted for out: kept, quarantined or dropped with 
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
     patterns = injection.load_patterns()
     tokenizer, tokenizer_source = load_tokenizer(params)
 
+    phases = Phases(progress)
+    phases.start("read")
     parsed = load_records(data_path, data.format)
     kind = parsed.kind or "sft"
     progress(f"validate: read {parsed.lines_read} record(s) from {data.path}"
@@ -60,11 +63,13 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
         if problem.field == "(file)":  # the whole file is unreadable: nothing to quarantine
             raise DataError(problem.message, file=problem.file, line=problem.line, field=problem.field)
 
+    phases.start("tokens")
     counts = count_tokens(parsed.records, tokenizer, tokenizer_source)
     by_line = {record.line: record for record in parsed.records}
     for line, message in counts.render_errors.items():
         problems.append(Problem(data.path, line, source_field(by_line[line].layout, "messages"), message))
 
+    phases.start("expectations")
     suite_file = suite_path(SUITE_FOR_KIND[kind])
     specs = load_suite(suite_file, params)
     outcomes = run_suite(parsed.records, specs, SUITE_FOR_KIND[kind], counts.longest_turn)
@@ -75,6 +80,7 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
             problems.append(Problem(data.path, line, source_field(by_line[line].layout, outcome.field),
                                     f"{outcome.description} [{outcome.id}]"))
 
+    phases.start("pii")
     pii_findings = _scan_pii(parsed.records, params)
     if data.pii.action == "block":
         for line, found in pii_findings.items():
@@ -102,10 +108,12 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
     if data.pii.action == "redact":
         good, redacted = _redact(good, pii_findings)
 
+    phases.start("dedup")
     dropped_rows: list[dict] = []
     good, dedup_info = _drop_duplicates(good, params, dropped_rows)
     progress(f"validate: {dedup_info['exact']} exact duplicate(s), {len(dedup_info['near_pairs'])} near-duplicate pair(s)")
 
+    phases.start("decontamination")
     documents = [dedup.content_texts(r) for r in good]
     checker = OverlapChecker(documents, [r.line for r in good], data.decontamination.ngram,
                              data.decontamination.boilerplate_fraction, data.decontamination.boilerplate_min_documents)
@@ -130,6 +138,7 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
         dedup_info["near_pairs"] = _reindex_pairs(dedup_info["near_pairs"], keep)
         dedup_info["exact_pairs"] = _reindex_pairs(dedup_info["exact_pairs"], keep)
 
+    phases.start("splits")
     # Near (and kept exact) duplicates form groups; a group never spans two splits.
     near = dedup_info["near_pairs"]
     related = near + dedup_info["exact_pairs"]
@@ -143,6 +152,7 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
     splits: dict[str, list[Record]] = {name: [] for name in SPLITS}
     for record, split in zip(good, split_of):
         splits[split].append(record)
+    phases.start("heldout_overlap")
     train_side = [i for i, s in enumerate(split_of) if s != "heldout"]
     heldout_side = [i for i, s in enumerate(split_of) if s == "heldout"]
     heldout_checker = OverlapChecker([documents[i] for i in train_side], [good[i].line for i in train_side],
@@ -151,12 +161,14 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
     heldout_result, _ = heldout_checker.check(f"{SPLIT_FILES['heldout'].as_posix()} (held-out split)",
                                               [good[i].line for i in heldout_side], [documents[i] for i in heldout_side])
 
+    phases.start("write")
     for name, rows in splits.items():
         atomic_write_jsonl(SPLIT_FILES[name], [r.as_row() for r in rows])
         outputs.append(SPLIT_FILES[name])
     atomic_write_jsonl(DROPPED_FILE, dropped_rows)
     outputs.append(DROPPED_FILE)
 
+    phases.start("injection_balance")
     kept_lines = {r.line for r in good}
     flagged, by_pattern, injection_examples = injection.scan(good, patterns, MAX_EXAMPLES)
     balance = class_balance(good, data.class_balance.max_ratio, data.class_balance.max_classes)
@@ -225,18 +237,40 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
         datasheet=datasheet,
         datasheet_missing_fields=datasheet_missing,
         html_report=VALIDATE_HTML.as_posix(),
+        timings_s=phases.finish(),
     )
     atomic_write_text(VALIDATE_HTML, render("data_report.html.j2", report=report))
     write_report(report)
     return report
 
 
+class Phases:
+    """Wall time per phase, with a progress line as each starts (100k records take tens of seconds)."""
+
+    def __init__(self, progress):
+        self.progress, self.times, self.name, self.started = progress, {}, None, 0.0
+
+    def start(self, name: str) -> None:
+        self._close()
+        self.name, self.started = name, time.perf_counter()
+        self.progress(f"validate: {name} ...")
+
+    def finish(self) -> dict[str, float]:
+        self._close()
+        return self.times
+
+    def _close(self) -> None:
+        if self.name:
+            self.times[self.name] = round(time.perf_counter() - self.started, 3)
+            self.name = None
+
+
 def _scan_pii(records: list[Record], params: Params) -> dict[int, list[tuple[str, pii.Finding]]]:
     """line -> [(canonical field, finding)] for every record with personal data."""
-    detectors, regions = tuple(params.data.pii.detectors), tuple(params.data.pii.phone_regions)
+    scanner = pii.PiiScanner(tuple(params.data.pii.detectors), tuple(params.data.pii.phone_regions))
     found = {}
     for record in records:
-        hits = [(where, f) for where, text in record.texts() for f in pii.find_pii(text, detectors, regions)]
+        hits = [(where, f) for where, text in record.texts() for f in scanner.find(text)]
         if hits:
             found[record.line] = hits
     return found
