@@ -70,6 +70,26 @@ def test_data_gate_on_the_default_data(project):
     assert rules["heldout_mostly_unseen"]["status"] == "warned"  # templated data: the gate says so
 
 
+def test_cost_report_has_real_plots_and_figures_from_the_reports(project):
+    import csv
+
+    cost, train, heldout = _report(project, "cost"), _report(project, "train"), _report(project, "eval_heldout")
+    assert cost["training"]["device_hours"] == pytest.approx(train["wall_time_s"] / 3600)
+    assert cost["inference"]["tokens_per_second"] == heldout["generation"]["adapter_tokens_per_s"]
+    assert cost["estimate"]["tokens_per_epoch"] == _report(project, "validate")["tokens"]["split_tokens"]["train"]
+    for key in ("volume_plot", "breakdown_plot", "eval_plot"):
+        image = (project / cost["files"][key]).read_bytes()
+        assert image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) > 5000, key
+    html = (project / cost["files"]["html"]).read_text()
+    assert f"{cost['roi']['one_off_cost']:.2f} {cost['currency']}" in html and 'src="cost_vs_volume.png"' in html
+    with open(project / cost["files"]["csv"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["category"] for row in rows} >= {"data", "training", "evaluation", "engineering", "serving", "api"}
+    assert "reports/cost/index.html" in (project / "artifacts/model_card/README.md").read_text()
+    rules = {rule["id"]: rule["status"] for rule in _report(project, "gate")["rules"]}
+    assert rules["training_cost_ceiling"] == "passed" and rules["roi_positive"] in ("passed", "warned")
+
+
 def test_model_card_names_base_data_hash_and_eval_figures(project):
     card_text = (project / "artifacts/model_card/README.md").read_text()
     base, validate, heldout = _report(project, "base"), _report(project, "validate"), _report(project, "eval_heldout")

@@ -226,3 +226,14 @@ def test_cli_exit_code_2_on_bad_data(data_project):
     result = CliRunner().invoke(cli, ["validate"])
     assert result.exit_code == 2
     assert "data/d.jsonl:1" in result.output
+
+
+def test_sft_training_refuses_preference_data_clearly(data_project):
+    from toolkit.errors import ConfigError
+    from toolkit.train.sft import run_train
+
+    pairs = [{"prompt": f"question {i}?", "chosen": f"good answer {i}", "rejected": f"bad {i}"} for i in range(40)]
+    report = run_validate(data_project(pairs), **QUIET)
+    assert report.kind == "preference" and report.expectation_suite.endswith("preference.yaml")
+    with pytest.raises(ConfigError, match="train.method: train.method sft needs SFT data .* preference pairs"):
+        run_train(data_project(pairs))

@@ -101,6 +101,62 @@ def evaluate_heldout(params_file: str) -> None:
                    f"(delta {m.delta:+.4f}, {m.confidence:.0%} CI [{m.ci_low:+.4f}, {m.ci_high:+.4f}])")
 
 
+@cli.group(cls=ToolkitGroup)
+def cost() -> None:
+    """FinOps: training cost estimates, actual cost, inference economics and ROI."""
+
+
+@cost.command("estimate")
+@params_option
+@click.option("--gpu", help="a catalog GPU (default: finops.training.gpu)")
+@click.option("--technique", type=click.Choice(["lora", "qlora", "full"]), help="default: finops.training.technique")
+@click.option("--model", "model_shape", help="a catalog model shape, e.g. llama-3.1-8b (default: the run's base)")
+@click.option("--pricing", type=click.Choice(["on_demand", "spot"]))
+@click.option("--examples", type=int, help="with --tokens-per-example: size the data instead of the validated split")
+@click.option("--tokens-per-example", type=int)
+@click.option("--epochs", type=float, help="default: train.epochs")
+def cost_estimate(params_file: str, gpu, technique, model_shape, pricing, examples, tokens_per_example, epochs) -> None:
+    """Estimate GPU-hours, memory fit and cost of training, before training."""
+    from toolkit.files import atomic_write_json
+    from toolkit.finops.stage import run_estimate
+
+    params = load_params(params_file)
+    training = params.finops.training.model_copy(update={k: v for k, v in (
+        ("gpu", gpu), ("technique", technique), ("model", model_shape), ("pricing", pricing)) if v})
+    params = params.model_copy(update={
+        "finops": params.finops.model_copy(update={"training": training}),
+        "train": params.train.model_copy(update={"epochs": epochs or params.train.epochs})})
+    if (examples is None) != (tokens_per_example is None):
+        raise click.UsageError("--examples and --tokens-per-example go together")
+    estimate = run_estimate(params, tokens_per_epoch=examples * tokens_per_example if examples else None)
+    atomic_write_json("reports/cost_estimate.json", estimate.model_dump())
+    cur = estimate.currency
+    click.echo(f"estimate: {estimate.model} ({estimate.parameters:.3g} parameters), {estimate.technique} on {estimate.gpu}, "
+               f"{estimate.tokens:,.0f} tokens ({estimate.tokens_per_epoch:,} x {estimate.epochs:g} epochs)")
+    click.echo(f"  GPU-hours {estimate.gpu_hours:.3g} (range {estimate.gpu_hours_low:.3g} - {estimate.gpu_hours_high:.3g}, "
+               f"MFU {estimate.mfu_low}-{estimate.mfu_high})")
+    click.echo(f"  cost {estimate.cost:,.2f} {cur} (range {estimate.cost_low:,.2f} - {estimate.cost_high:,.2f}, {estimate.pricing})")
+    click.echo(f"  memory {estimate.memory.total_gb} GB of {estimate.memory.gpu_memory_gb} GB: {estimate.memory.verdict} "
+               f"({estimate.memory.assumptions})")
+    click.echo("  written to reports/cost_estimate.json")
+
+
+@cost.command("report")
+@params_option
+def cost_report(params_file: str) -> None:
+    """Actual cost of this run, inference economics and ROI: reports/cost.json and reports/cost/index.html."""
+    from toolkit.finops.stage import run_cost
+
+    report = run_cost(load_params(params_file))
+    roi, inf = report.roi, report.inference
+    payback = f"{roi['payback_months']:.2f} months" if roi["payback_months"] is not None else "never"
+    click.echo(f"cost: one-off {roi['one_off_cost']:,.2f} {report.currency}; serving {inf['self_hosted_monthly']:,.2f} "
+               f"{report.currency}/month on {inf['instances']} x {inf['device']}; saving vs {roi['compared_with']} "
+               f"{roi['monthly_saving']:,.2f}/month; payback {payback}; report: {report.files['html']}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
 @cli.command()
 @params_option
 def card(params_file: str) -> None:

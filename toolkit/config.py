@@ -132,6 +132,34 @@ class EvaluateParams(StrictModel):
     heldout: HeldoutEvalParams = HeldoutEvalParams()
 
 
+class FinOpsTrainingParams(StrictModel):
+    gpu: str = Field("A100-80GB", description="the catalog GPU a full-size run would use (the estimate)")
+    pricing: Literal["on_demand", "spot"] = "on_demand"
+    technique: Literal["lora", "qlora", "full"] = "lora"
+    model: str | None = Field(None, description="a catalog model shape for what-if estimates; null: the run's base")
+    batch_size: int | None = Field(None, ge=1, description="null: train.batch_size")
+    seq_len: int | None = Field(None, ge=16, description="null: train.max_length")
+
+
+class FinOpsInferenceParams(StrictModel):
+    device: str | None = Field(None, description="catalog GPU (or CPU-2vCPU) serving the model; null: the eval device")
+    pricing: Literal["on_demand", "spot"] = "on_demand"
+    tokens_per_second: float | None = Field(None, gt=0, description="null: measured in the held-out evaluation")
+    utilisation: float = Field(0.5, gt=0, le=1)
+    requests_per_day: float = Field(20000, ge=0)
+    input_tokens_per_request: float = Field(120, gt=0)
+    output_tokens_per_request: float = Field(25, ge=0)
+    compare_with: list[str] = ["gpt-4o-mini", "claude-haiku-4-5", "gpt-4o"]
+
+
+class FinOpsParams(StrictModel):
+    catalog: str | None = Field(None, description="a project price catalog merged over the shipped one")
+    training: FinOpsTrainingParams = FinOpsTrainingParams()
+    inference: FinOpsInferenceParams = FinOpsInferenceParams()
+    engineering_hours: float = Field(8, ge=0)
+    horizon_months: int = Field(12, ge=1)
+
+
 class GateParams(StrictModel):
     policy: str = Field("default", min_length=1, description="a name in policies/ or a path to a YAML policy")
 
@@ -162,6 +190,7 @@ class Params(StrictModel):
     data: DataParams = DataParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    finops: FinOpsParams = FinOpsParams()
     gate: GateParams = GateParams()
     release: ReleaseParams = ReleaseParams()
     governance: GovernanceParams = GovernanceParams()

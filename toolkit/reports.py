@@ -67,6 +67,7 @@ class TokenSection(BaseModel):
     rendered_tokens_max: int
     truncated_records: int
     truncated_examples: list[int]
+    split_tokens: dict[str, int] = {}  # rendered tokens per split (one epoch), what FinOps prices
 
 
 class DedupSection(BaseModel):
@@ -203,6 +204,22 @@ class EvalReport(Report):
     metrics: dict[str, MetricDelta]
     items_file: str
     generation: dict[str, Any]
+
+
+class CostReport(Report):
+    stage: str = "cost"
+    currency: str
+    catalog_date: str
+    catalog_files: list[str]
+    estimate: dict[str, Any]      # toolkit.finops.estimate.TrainingEstimate, before training
+    training: dict[str, Any]      # actual: device, hours, cost, energy, tokens, MFU where a GPU ran
+    evaluation: dict[str, Any]    # actual: device hours, judge tokens and cost
+    data: dict[str, Any]          # actual: the validate stage's compute
+    inference: dict[str, Any]     # toolkit.finops.economics.InferenceEconomics
+    roi: dict[str, Any]           # toolkit.finops.economics.Roi
+    breakdown: dict[str, float]   # data, training, evaluation, engineering, serving (per month)
+    files: dict[str, str]         # html, csv and the plots
+    warnings: list[str]
 
 
 class CardReport(Report):

@@ -206,7 +206,9 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
         tokens=TokenSection(tokenizer=counts.tokenizer, chat_template_sha256=counts.chat_template_sha256,
                             max_length=params.train.max_length, rendered_tokens_p50=int(np.percentile(rendered, 50)),
                             rendered_tokens_p95=int(np.percentile(rendered, 95)), rendered_tokens_max=int(rendered.max()),
-                            truncated_records=len(truncated), truncated_examples=truncated[:MAX_EXAMPLES]),
+                            truncated_records=len(truncated), truncated_examples=truncated[:MAX_EXAMPLES],
+                            split_tokens={name: sum(min(counts.rendered[r.line], params.train.max_length) for r in rows)
+                                          for name, rows in splits.items()}),
         dedup=DedupSection(
             exact_action=data.dedup.exact, exact_duplicates=dedup_info["exact"],
             exact_examples=dedup_info["exact_examples"], near_action=data.dedup.near,

@@ -18,8 +18,15 @@ def render_prompts(tokenizer, conversations: Iterable[list[dict]]) -> list[str]:
 
 
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
-             desc: str = "generating") -> list[str]:
+             desc: str = "generating", meter: dict | None = None) -> list[str]:
+    """Greedy outputs, batched. `meter`, when given, receives prompt_tokens, new_tokens and wall_s
+    (the measured serving throughput FinOps prices)."""
+    import time
+
     import torch
+
+    started = time.perf_counter()
+    new_token_count = 0
 
     tokenizer.padding_side = "left"
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -38,6 +45,11 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
         new_tokens = generated[:, batch["input_ids"].shape[1]:]
         for row, index in enumerate(order[start:start + batch_size]):
             outputs[index] = tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
+            ids = new_tokens[row].tolist()
+            new_token_count += ids.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in ids else len(ids)
+    if meter is not None:
+        meter.update(prompt_tokens=sum(len(ids) for ids in encoded), new_tokens=new_token_count,
+                     wall_s=round(time.perf_counter() - started, 3))
     return outputs
 
 

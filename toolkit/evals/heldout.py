@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from toolkit.config import Params
 from toolkit.errors import DataError, MissingInputError
 from toolkit.evals.generation import adapter_disabled, generate, render_prompts
@@ -11,6 +13,7 @@ from toolkit.files import atomic_write_json, atomic_write_jsonl, read_jsonl
 from toolkit.layout import ADAPTER_DIR, EVAL_DIR, METRICS, SPLIT_FILES, report_path
 from toolkit.reports import EvalReport, MetricDelta, digests, write_report
 from toolkit.train.base_stage import base_model_path, load_with_adapter
+from toolkit.train.sft import device_description
 
 TIER = "heldout"
 PROBE_PROMPTS = 4
@@ -55,6 +58,7 @@ def write_serving_probe(model, tokenizer, prompts: list[str]):
 
 
 def run_heldout(params: Params) -> EvalReport:
+    started = time.perf_counter()
     cfg = params.evaluate.heldout
     heldout_file = SPLIT_FILES["heldout"]
     if not heldout_file.is_file():
@@ -69,7 +73,8 @@ def run_heldout(params: Params) -> EvalReport:
     references = [row["messages"][-1]["content"] for row in rows]
     with adapter_disabled(model):
         base_outputs = generate(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size, "held-out: base")
-    adapter_outputs = generate(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size, "held-out: adapter")
+    meter: dict = {}
+    adapter_outputs = generate(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size, "held-out: adapter", meter)
 
     items, scores = [], {name: {"base": [], "adapter": []} for name in metrics}
     for index, (row, reference, base_out, adapter_out) in enumerate(zip(rows, references, base_outputs, adapter_outputs)):
@@ -107,7 +112,11 @@ def run_heldout(params: Params) -> EvalReport:
         primary_metric=cfg.primary_metric,
         metrics=results,
         items_file=items_file.as_posix(),
-        generation={"max_new_tokens": cfg.max_new_tokens, "batch_size": cfg.batch_size, "decoding": "greedy"},
+        generation={"max_new_tokens": cfg.max_new_tokens, "batch_size": cfg.batch_size, "decoding": "greedy",
+                    "device": device_description(), "adapter_prompt_tokens": meter["prompt_tokens"],
+                    "adapter_new_tokens": meter["new_tokens"], "adapter_wall_s": meter["wall_s"],
+                    "adapter_tokens_per_s": round((meter["prompt_tokens"] + meter["new_tokens"]) / max(meter["wall_s"], 1e-9), 1),
+                    "stage_wall_s": round(time.perf_counter() - started, 2)},
     )
     write_report(report)
     return report

@@ -11,13 +11,14 @@ from __future__ import annotations
 from toolkit.config import Params
 from toolkit.files import atomic_write_text, sha256_path
 from toolkit.layout import ADAPTER_DIR, CARD_DIR, report_path
-from toolkit.reports import (BaseModelReport, CardReport, EvalReport, TrainReport, ValidateReport, digests,
+from toolkit.reports import (BaseModelReport, CardReport, CostReport, EvalReport, TrainReport, ValidateReport, digests,
                              read_report, write_report)
 from toolkit.templating import render
 
 CARD_MARKDOWN = CARD_DIR / "README.md"
 CARD_HTML = CARD_DIR / "model_card.html"
-CITED = {"base": BaseModelReport, "validate": ValidateReport, "train": TrainReport, "eval_heldout": EvalReport}
+CITED = {"base": BaseModelReport, "validate": ValidateReport, "train": TrainReport, "eval_heldout": EvalReport,
+         "cost": CostReport}
 REQUIRED_GOVERNANCE = ("model_name", "provider", "contact", "license", "languages", "intended_use",
                        "out_of_scope_use", "risk_category", "risk_reasoning", "human_oversight")
 

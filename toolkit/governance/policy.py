@@ -16,7 +16,8 @@ from typing import Any
 from toolkit.config import yaml_line
 from toolkit.errors import ConfigError
 from toolkit.files import parse_yaml
-from toolkit.reports import BaseModelReport, CardReport, EvalReport, Report, TrainReport, ValidateReport
+from toolkit.reports import (BaseModelReport, CardReport, CostReport, EvalReport, Report, TrainReport,
+                             ValidateReport)
 
 POLICIES_DIR = Path("policies")
 OPS = ("min", "max", "equals", "required", "one_of")
@@ -26,6 +27,7 @@ REPORT_SCHEMAS: dict[str, type[Report]] = {
     "validate": ValidateReport,
     "train": TrainReport,
     "eval_heldout": EvalReport,
+    "cost": CostReport,
     "card": CardReport,
 }
 _RULE_KEYS = {"id", "report", "field", "op", "threshold", "severity", "rationale"}

@@ -32,7 +32,7 @@ from toolkit.templating import render
 MANIFEST = "MANIFEST.json"
 RELEASE_INFO = "release.json"
 POLICY_FILE = "policy.json"
-BUNDLE_REPORTS = ("base", "validate", "train", "eval_heldout", "card", "gate")
+BUNDLE_REPORTS = ("base", "validate", "train", "eval_heldout", "cost", "card", "gate")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 
 
@@ -189,6 +189,9 @@ def _fill_bundle(bundle: Path, params: Params, gate: GateReport, override: dict 
     for name in BUNDLE_REPORTS:
         _copy(report_path(name), bundle / "reports" / f"{name}.json")
     _copy(GATE_MARKDOWN, bundle / "reports" / GATE_MARKDOWN.name)
+    for name in ("validate.html",):
+        _copy(Path("reports") / name, bundle / "reports" / name)
+    shutil.copytree(Path("reports/cost"), bundle / "reports" / "cost")
     atomic_write_json(bundle / POLICY_FILE, load_policy(gate.policy_file).resolved())
     for item in sorted(EVAL_DIR.glob("*")):
         _copy(item, bundle / "eval" / item.name)

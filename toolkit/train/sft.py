@@ -11,7 +11,7 @@ import tempfile
 import time
 
 from toolkit.config import Params
-from toolkit.errors import DataError
+from toolkit.errors import ConfigError, DataError
 from toolkit.files import read_jsonl, sha256_text
 from toolkit.layout import ADAPTER_DIR, SPLIT_FILES, report_path
 from toolkit.reports import BaseModelReport, TrainReport, digests, read_report, write_report
@@ -36,6 +36,11 @@ def run_train(params: Params) -> TrainReport:
     train_rows = list(read_jsonl(SPLIT_FILES["train"])) if SPLIT_FILES["train"].is_file() else []
     if not train_rows:
         raise DataError("no training records; run the validate stage first", file=str(SPLIT_FILES["train"]))
+    if "messages" not in train_rows[0]:
+        kind = "preference pairs" if "chosen" in train_rows[0] else "KTO feedback"
+        raise ConfigError(f"train.method {params.train.method} needs SFT data (conversations), but the validated data "
+                          f"is {kind}; preference objectives (DPO, KTO, ORPO) are not built yet",
+                          file="params.yaml", key="train.method")
     validation_rows = list(read_jsonl(SPLIT_FILES["validation"]))
     base_report = read_report(report_path("base"), BaseModelReport)
     torch.manual_seed(params.seed)
