@@ -108,6 +108,54 @@ def test_model_card_names_base_data_hash_and_eval_figures(project):
     assert validate["data_sha256"] in html and "<script" not in html
 
 
+def test_technical_documentation_cites_reports_and_assesses_provider_status(project):
+    techdoc = (project / "artifacts/model_card/technical_documentation.md").read_text()
+    train, card = _report(project, "train"), _report(project, "card")
+    assert f"{6 * train['total_parameters'] * train['tokens_seen']:.3g} FLOPs" in techdoc
+    assert "below the indicative 10^23 FLOPs" in techdoc and card["provider_status"] in techdoc
+    for provision in ("Art. 53(1)(a)", "Annex XI", "Annex XII", "Art. 10", "Art. 14", "Art. 15", "Art. 9", "Art. 72",
+                      "Art. 12", "Art. 50", "Annex III"):
+        assert provision in techdoc, provision
+    for report, digest in card["cited_reports"].items():
+        assert f"`{report}` | `{digest}`" in techdoc
+    assert "Tiers not run for this version: ood, canary, mmlu, judge." in techdoc
+    html = (project / "artifacts/model_card/technical_documentation.html").read_text()
+    assert "<table>" in html and "Provider status" in html
+    assert card["documentation_missing"] == [] and card["documentation_policy"] == "default"
+
+
+def test_card_check_and_stricter_policies_on_the_demo(pipeline_copy):
+    assert run_in(pipeline_copy, "toolkit", "card", "check", "--policy", "high-risk").returncode == 0
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    params["governance"]["risk_management"] = ""
+    (pipeline_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_in(pipeline_copy, "toolkit", "card", check=True)
+    missing = run_in(pipeline_copy, "toolkit", "card", "check", "--policy", "high-risk")
+    assert missing.returncode == 1
+    assert "missing: Risk management: empty or marked missing" in missing.stdout
+    assert "missing: governance.risk_management: empty" in missing.stdout
+    assert run_in(pipeline_copy, "toolkit", "card", "check", "--policy", "default").returncode == 0
+    gate = run_in(pipeline_copy, "toolkit", "gate", "--policy", "production")
+    assert gate.returncode == 1
+    rules = {r["id"]: r["status"] for r in json.loads((pipeline_copy / "reports/gate.json").read_text())["rules"]}
+    for tier_rule in ("ood_regression_bounded", "general_capability_kept", "judge_prefers_adapter", "canary_vs_base"):
+        assert rules[tier_rule] == "missing", tier_rule
+    assert rules["no_unredacted_pii"] == "passed" and rules["roi_positive"] == "failed"
+
+
+def test_markup_in_the_datasheet_cannot_inject_into_either_document(pipeline_copy):
+    sheet_path = pipeline_copy / "data/support_tickets.datasheet.yaml"
+    sheet = yaml.safe_load(sheet_path.read_text())
+    sheet["source"] = "<script>alert('x')</script> <img src=x onerror=alert(1)>"
+    sheet_path.write_text(yaml.safe_dump(sheet))
+    for stage in (("validate",), ("card",)):
+        run_in(pipeline_copy, "toolkit", *stage, check=True)
+    for name in ("model_card.html", "technical_documentation.html"):
+        html = (pipeline_copy / "artifacts/model_card" / name).read_text()
+        assert "<script>alert" not in html and "<img src=x" not in html, name
+        assert "&lt;script&gt;alert" in html, name
+
+
 def test_second_repro_runs_no_stage(pipeline_copy):
     result = run_in(pipeline_copy, "dvc", "repro", check=True)
     assert "Running stage" not in result.stdout

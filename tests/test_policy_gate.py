@@ -93,7 +93,7 @@ def test_extends_inherits_and_overrides_by_id(in_tmp):
 @pytest.mark.parametrize("change, line, message", [
     (("op: min", "op: atleast"), 7, "unknown comparison 'atleast'"),
     (("report: eval_heldout", "report: evals"), 5, "unknown report 'evals'"),
-    (("field: metrics", "field: metricz"), 6, "has no field 'metricz'"),
+    (("field: metrics", "field: metricz"), 6, "(no 'metricz' there)"),
     (("severity: block", "severity: fatal"), 9, "expected one of block, warn"),
     (("threshold: 0.2", "threshold: high"), 8, "expected a number"),
     (("    rationale: must improve\n", ""), 4, "rationale: missing"),
@@ -132,3 +132,66 @@ def test_cli_gate_exit_codes(in_tmp):
     assert failed.exit_code == 1 and "gate FAILED" in failed.output and "improves (failed)" in failed.output
     _write(in_tmp, "policies/broken.yaml", "rules: [1]\n")
     assert CliRunner().invoke(cli, ["gate", "--policy", "broken"]).exit_code == 2
+
+
+@pytest.mark.parametrize("field, bad_part", [
+    ("metrics.{primary_metric}.p_valu", "p_valu"),   # under a dict of MetricDelta, fields are still checked
+    ("n_items.total", "total"),                     # a number has no fields
+    ("generation.anything.at.all", None),           # dict[str, Any]: not checked deeper
+    ("metrics.{primary_metric}.relative_delta", None),
+])
+def test_rule_fields_are_checked_against_the_report_schema(in_tmp, field, bad_part):
+    _write(in_tmp, "policies/p.yaml", _policy(RULE.replace("metrics.{primary_metric}.ci_low", field)))
+    if bad_part is None:
+        assert load_policy("p").rules[0].field == field
+        return
+    with pytest.raises(ConfigError, match=rf"policies/p.yaml:6: rules\[0\] \(improves\).field: .*no '{bad_part}' there"):
+        load_policy("p")
+
+
+JUDGE_RULE = """  - id: judge
+    report: eval_judge
+    field: win_rate.ci_low
+    op: min
+    threshold: 0.5
+    severity: block
+    allow_skipped: ALLOW
+    rationale: judge must prefer the adapter
+"""
+
+
+@pytest.mark.parametrize("allow, passed, status", [("false", False, "skipped"), ("true", True, "skipped")])
+def test_a_skipped_tier_is_skipped_never_passed_and_blocks_unless_allowed(in_tmp, allow, passed, status):
+    _write(in_tmp, "reports/eval_judge.json", json.dumps({"stage": "eval_judge", "skipped": True,
+                                                          "skip_reason": "ANTHROPIC_API_KEY is not set"}))
+    _write(in_tmp, "policies/j.yaml", _policy(JUDGE_RULE.replace("ALLOW", allow)))
+    report = run_gate("j")
+    outcome = report.rules[0]
+    assert outcome.status == status and "ANTHROPIC_API_KEY" in outcome.message
+    assert report.passed is passed and (report.warnings == 1) is passed
+    assert "| judge (block) | **skipped** |" in Path("reports/gate.md").read_text()
+
+
+def test_allow_skipped_must_be_boolean_and_governance_fields_must_exist(in_tmp):
+    _write(in_tmp, "policies/j.yaml", _policy(JUDGE_RULE.replace("ALLOW", "sometimes")))
+    with pytest.raises(ConfigError, match=r"allow_skipped: expected true or false"):
+        load_policy("j")
+    _write(in_tmp, "policies/g.yaml", _policy(RULE, extra="documentation:\n  required_governance: [intended_use, mood]\n"))
+    with pytest.raises(ConfigError, match=r"policies/g.yaml:4: documentation.required_governance\[1\]: unknown governance field 'mood'"):
+        load_policy("g")
+
+
+def test_shipped_policies_build_on_each_other():
+    root = Path(__file__).resolve().parents[1]
+    default, production, high = (load_policy(str(root / f"policies/{n}.yaml")) for n in ("default", "production", "high-risk"))
+    assert set(default.required_sections) < set(production.required_sections) < set(high.required_sections)
+    assert set(default.required_governance) < set(production.required_governance) < set(high.required_governance)
+    rules = {name: {r.id: r for r in p.rules} for name, p in (("d", default), ("p", production), ("h", high))}
+    assert rules["p"]["heldout_primary_ci_above_zero"].threshold > rules["d"]["heldout_primary_ci_above_zero"].threshold
+    assert rules["h"]["ood_regression_bounded"].threshold > rules["p"]["ood_regression_bounded"].threshold
+    for rule_id in ("ood_regression_bounded", "canary_vs_base", "canary_vs_last_release", "general_capability_kept",
+                    "judge_prefers_adapter", "no_unredacted_pii", "no_contamination", "training_cost_ceiling",
+                    "serving_cost_ceiling", "roi_positive", "chat_template_consistent", "documentation_complete"):
+        assert rule_id in rules["p"], rule_id
+    assert rules["p"]["judge_prefers_adapter"].allow_skipped is False
+    assert rules["h"]["declared_high_risk"].threshold == "high"

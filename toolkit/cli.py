@@ -157,16 +157,45 @@ def cost_report(params_file: str) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-@cli.command()
+@cli.group(cls=ToolkitGroup, invoke_without_command=True)
 @params_option
-def card(params_file: str) -> None:
-    """Render the model card (Markdown + HTML) from the stage reports."""
+@click.pass_context
+def card(ctx: click.Context, params_file: str) -> None:
+    """Render the model card and the EU AI Act technical documentation (Markdown + HTML) from the reports."""
+    if ctx.invoked_subcommand:
+        return
     from toolkit.governance.card import run_card
 
     report = run_card(load_params(params_file))
-    click.echo(f"card: {report.markdown}, {report.html}")
+    click.echo(f"card: {report.markdown}, {report.html}, {report.technical_documentation}")
     if report.governance_missing:
         click.echo(f"card: missing governance fields: {', '.join(report.governance_missing)}")
+    if report.documentation_missing:
+        click.echo(f"card: policy {report.documentation_policy!r} finds missing documentation: "
+                   f"{'; '.join(report.documentation_missing)}")
+
+
+@card.command("check")
+@params_option
+@click.option("--policy", "policy_name", help="a policy name or file (default: gate.policy)")
+def card_check(params_file: str, policy_name: str | None) -> None:
+    """List the sections and governance fields a policy requires that are missing or empty (exit 1 if any)."""
+    from toolkit.errors import GateFailed, MissingInputError
+    from toolkit.governance.card import CARD_MARKDOWN, TECHDOC_MARKDOWN, missing_sections
+    from toolkit.governance.policy import load_policy
+
+    params = load_params(params_file)
+    policy = load_policy(policy_name or params.gate.policy)
+    if not CARD_MARKDOWN.is_file() or not TECHDOC_MARKDOWN.is_file():
+        raise MissingInputError(f"{CARD_MARKDOWN} or {TECHDOC_MARKDOWN} not found; run `toolkit card` first")
+    missing = missing_sections(policy.required_sections, policy.required_governance, params.governance)
+    if not missing:
+        click.echo(f"card check: all {len(policy.required_sections)} section(s) and "
+                   f"{len(policy.required_governance)} governance field(s) required by policy {policy.name!r} are present")
+        return
+    for problem in missing:
+        click.echo(f"missing: {problem}")
+    raise GateFailed(f"{len(missing)} documentation requirement(s) of policy {policy.name!r} not met")
 
 
 @cli.command()

@@ -182,6 +182,16 @@ class GovernanceParams(StrictModel):
     risk_category: Literal["", "minimal", "limited", "high", "prohibited"] = ""
     risk_reasoning: str = ""
     human_oversight: str = ""
+    acceptable_use_policy: str = ""
+    release_date: str = Field("", description="planned release date; the release ledger records the actual one")
+    distribution: str = Field("", description="how the adapter reaches its users (API, download, internal service)")
+    base_training_compute_flops: float | None = Field(None, gt=0, description="the base model's training compute, "
+                                                      "from its documentation (provider-status assessment)")
+    risk_management: str = Field("", description="Art. 9: the risk management measures")
+    cybersecurity: str = Field("", description="Art. 15(5): measures against attacks on the model and its data")
+    post_market_monitoring: str = Field("", description="Art. 72: how performance is watched after release")
+    change_summary: str = Field("", description="what changed against the previous version")
+    transparency_notice: str = Field("", description="Art. 50: how users learn they deal with AI output")
 
 
 class Params(StrictModel):

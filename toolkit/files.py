@@ -90,3 +90,12 @@ def parse_yaml(path: str | Path, error_type: type[Exception] = ConfigError) -> A
         mark = getattr(exc, "problem_mark", None)
         raise error_type(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", file=str(path),
                          line=mark.line + 1 if mark else None) from None
+
+
+def json_object(text: str) -> dict | None:
+    """The JSON object a text holds, or None (not JSON, or JSON but not an object)."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -194,6 +194,8 @@ class MetricDelta(BaseModel):
     ci_low: float
     ci_high: float
     confidence: float
+    relative_delta: float | None = None  # delta / base, where a tier reports it (MMLU: "no more than 5 % relative")
+    p_value: float | None = None         # McNemar's test, for accuracy-type metrics where a tier reports it
 
 
 class EvalReport(Report):
@@ -204,6 +206,36 @@ class EvalReport(Report):
     metrics: dict[str, MetricDelta]
     items_file: str
     generation: dict[str, Any]
+    skipped: bool = False       # a tier that could not run is reported as skipped, never as passed
+    skip_reason: str | None = None
+    against_previous: dict[str, MetricDelta] | None = None  # canary: against the last released adapter
+    chat_template_sha256: str | None = None
+    chat_template_matches_training: bool | None = None
+
+
+class Rate(BaseModel):
+    point: float
+    ci_low: float
+    ci_high: float
+
+
+class JudgeReport(Report):
+    """The LLM-as-judge tier (pairwise base vs adapter); written by `toolkit evaluate judge`."""
+
+    stage: str = "eval_judge"
+    tier: str = "judge"
+    skipped: bool = False
+    skip_reason: str | None = None
+    judge_model: str | None = None
+    n_pairs: int = 0
+    wins: int = 0
+    ties: int = 0
+    losses: int = 0
+    invalid: int = 0
+    win_rate: Rate | None = None
+    position_consistency: float | None = None
+    human_agreement_kappa: float | None = None
+    usage: dict[str, Any] = {}
 
 
 class CostReport(Report):
@@ -227,14 +259,19 @@ class CardReport(Report):
     model_name: str
     markdown: str
     html: str
+    technical_documentation: str
     governance_missing: list[str]
+    documentation_policy: str
+    documentation_missing: list[str]
+    provider_status: str
     cited_reports: dict[str, str]
 
 
 class RuleOutcome(BaseModel):
     id: str
-    status: str  # passed | failed | warned | missing
+    status: str  # passed | failed | warned | missing | skipped
     severity: str
+    allow_skipped: bool = False
     report: str
     field: str
     op: str

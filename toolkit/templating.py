@@ -26,6 +26,7 @@ def _environment() -> jinja2.Environment:
     env.filters["signed"] = lambda value, digits=3: f"{value:+.{digits}f}"
     env.filters["num"] = lambda value: f"{value:,}"
     env.filters["brief"] = _brief
+    env.filters["cell"] = _cell
     return env
 
 
@@ -36,6 +37,11 @@ def _brief(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+def _cell(value) -> str:
+    """Free text made safe for one Markdown table cell: no line breaks, pipes escaped."""
+    return " ".join(str(value).split()).replace("|", "\\|")
 
 
 def render(template_name: str, **context) -> str:

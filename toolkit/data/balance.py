@@ -8,10 +8,10 @@ For KTO data the desirable/undesirable label is always reported.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 from toolkit.data.formats import Record
+from toolkit.files import json_object
 from toolkit.reports import BalanceSection, LabelBalance
 
 
@@ -20,7 +20,7 @@ def class_balance(records: list[Record], max_ratio: float, max_classes: int) -> 
     answers = [_answer(r) for r in records]
     if records and records[0].kind == "kto":
         labels["label"] = Counter(str(r.label).lower() for r in records)
-    parsed = [_json_object(a) for a in answers]
+    parsed = [json_object(a) for a in answers]
     if answers and all(p is not None for p in parsed):
         fields = Counter(key for p in parsed for key in p)
         for key, seen in fields.items():
@@ -43,14 +43,6 @@ def _answer(record: Record) -> str:
     if record.kind == "sft":
         return record.messages[-1]["content"]
     return record.chosen if record.kind == "preference" else record.completion
-
-
-def _json_object(text: str) -> dict | None:
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _scalar(value) -> str | None:

@@ -173,34 +173,28 @@ def _text(raw: dict, key: str, optional: bool = False) -> str:
 
 
 def _chat_messages(raw: dict, key: str) -> list[dict]:
-    messages = raw.get(key)
-    if not isinstance(messages, list) or not messages:
-        raise LayoutProblem(key, "expected a non-empty list of {role, content} objects")
-    for index, message in enumerate(messages):
-        where = f"{key}[{index}]"
-        if not isinstance(message, dict):
-            raise LayoutProblem(where, f"expected an object with role and content, got {type(message).__name__}")
-        if message.get("role") not in ROLES:
-            raise LayoutProblem(f"{where}.role", f"expected one of {', '.join(ROLES)}, got {message.get('role')!r}")
-        if not isinstance(message.get("content"), str):
-            raise LayoutProblem(f"{where}.content", f"expected a string, got {type(message.get('content')).__name__}")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+    return _turns(raw, key, "role", "content", {role: role for role in ROLES}, ", ".join(ROLES))
 
 
 def _sharegpt_messages(raw: dict, key: str) -> list[dict]:
+    return _turns(raw, key, "from", "value", SHAREGPT_ROLES, "human, gpt, system")
+
+
+def _turns(raw: dict, key: str, role_key: str, text_key: str, roles: dict[str, str], expected: str) -> list[dict]:
+    """A list of turns under `key`, each {role_key: one of roles, text_key: a string}, as chat messages."""
     turns = raw.get(key)
     if not isinstance(turns, list) or not turns:
-        raise LayoutProblem(key, "expected a non-empty list of {from, value} objects")
+        raise LayoutProblem(key, f"expected a non-empty list of {{{role_key}, {text_key}}} objects")
     messages = []
     for index, turn in enumerate(turns):
         where = f"{key}[{index}]"
         if not isinstance(turn, dict):
-            raise LayoutProblem(where, f"expected an object with from and value, got {type(turn).__name__}")
-        if turn.get("from") not in SHAREGPT_ROLES:
-            raise LayoutProblem(f"{where}.from", f"expected one of human, gpt, system, got {turn.get('from')!r}")
-        if not isinstance(turn.get("value"), str):
-            raise LayoutProblem(f"{where}.value", f"expected a string, got {type(turn.get('value')).__name__}")
-        messages.append({"role": SHAREGPT_ROLES[turn["from"]], "content": turn["value"]})
+            raise LayoutProblem(where, f"expected an object with {role_key} and {text_key}, got {type(turn).__name__}")
+        if turn.get(role_key) not in roles:
+            raise LayoutProblem(f"{where}.{role_key}", f"expected one of {expected}, got {turn.get(role_key)!r}")
+        if not isinstance(turn.get(text_key), str):
+            raise LayoutProblem(f"{where}.{text_key}", f"expected a string, got {type(turn.get(text_key)).__name__}")
+        messages.append({"role": roles[turn[role_key]], "content": turn[text_key]})
     return messages
 
 

@@ -9,9 +9,9 @@ from toolkit.errors import DataError, MissingInputError
 from toolkit.evals.generation import adapter_disabled, generate, render_prompts
 from toolkit.evals.metrics import get_metric
 from toolkit.evals.stats import paired_bootstrap
-from toolkit.files import atomic_write_json, atomic_write_jsonl, read_jsonl
+from toolkit.files import atomic_write_json, atomic_write_jsonl, read_jsonl, sha256_text
 from toolkit.layout import ADAPTER_DIR, EVAL_DIR, METRICS, SPLIT_FILES, report_path
-from toolkit.reports import EvalReport, MetricDelta, digests, write_report
+from toolkit.reports import EvalReport, MetricDelta, TrainReport, digests, read_report, write_report
 from toolkit.train.base_stage import base_model_path, load_with_adapter
 from toolkit.train.sft import device_description
 
@@ -92,6 +92,9 @@ def run_heldout(params: Params) -> EvalReport:
         items.append(item)
 
     probe_file = write_serving_probe(model, tokenizer, prompts[:PROBE_PROMPTS])
+    # The template the outputs were generated with must be the one the adapter was trained with.
+    template_sha256 = sha256_text(tokenizer.chat_template) if tokenizer.chat_template else None
+    trained_with = read_report(report_path("train"), TrainReport).chat_template_sha256 if report_path("train").is_file() else None
     results = {
         name: MetricDelta(**paired_bootstrap(s["base"], s["adapter"], cfg.bootstrap_samples, cfg.confidence,
                                              params.seed).__dict__)
@@ -112,6 +115,8 @@ def run_heldout(params: Params) -> EvalReport:
         primary_metric=cfg.primary_metric,
         metrics=results,
         items_file=items_file.as_posix(),
+        chat_template_sha256=template_sha256,
+        chat_template_matches_training=template_sha256 == trained_with if trained_with else None,
         generation={"max_new_tokens": cfg.max_new_tokens, "batch_size": cfg.batch_size, "decoding": "greedy",
                     "device": device_description(), "adapter_prompt_tokens": meter["prompt_tokens"],
                     "adapter_new_tokens": meter["new_tokens"], "adapter_wall_s": meter["wall_s"],

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Callable
 
 from toolkit.errors import ConfigError
+from toolkit.files import json_object
 
 Metric = Callable[[str, str], float]
-
-
-def _json_object(text: str) -> dict | None:
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def exact_match(prediction: str, reference: str) -> float:
@@ -31,15 +23,15 @@ def normalized_exact_match(prediction: str, reference: str) -> float:
 
 
 def json_valid(prediction: str, reference: str) -> float:
-    return float(_json_object(prediction) is not None)
+    return float(json_object(prediction) is not None)
 
 
 def field_accuracy(prediction: str, reference: str) -> float:
     """Share of the reference object's fields that the prediction reproduces exactly (0 if not JSON)."""
-    expected = _json_object(reference)
+    expected = json_object(reference)
     if not expected:
         raise ValueError("field_accuracy needs references that are non-empty JSON objects")
-    predicted = _json_object(prediction) or {}
+    predicted = json_object(prediction) or {}
     return sum(predicted.get(key) == value for key, value in expected.items()) / len(expected)
 
 

@@ -1,7 +1,9 @@
 """The gate: evaluates a policy's rules against the stage reports, writes JSON + Markdown.
 
 The gate only reads reports; it never recomputes a metric. A rule whose report or field is absent
-is `missing`, never `passed`, and a blocking `missing` fails the gate like a failed rule.
+is `missing`, never `passed`, and a blocking `missing` fails the gate like a failed rule. A rule on a
+tier that reports itself `skipped` (e.g. the judge without an API key) is `skipped`: it blocks
+unless the rule says `allow_skipped: true`.
 """
 
 from __future__ import annotations
@@ -50,12 +52,15 @@ def compare(op: str, value: Any, threshold: Any) -> bool:
 def evaluate_rule(rule: Rule, reports_dir: Path = REPORTS) -> RuleOutcome:
     path = reports_dir / f"{rule.report}.json"
     common = dict(id=rule.id, severity=rule.severity, report=rule.report, field=rule.field, op=rule.op,
-                  threshold=rule.threshold, rationale=rule.rationale)
+                  threshold=rule.threshold, rationale=rule.rationale, allow_skipped=rule.allow_skipped)
     if not path.is_file():
         return RuleOutcome(**common, status="missing", message=f"{path} not found: the stage that writes it did not run")
     report = json.loads(path.read_text(encoding="utf-8"))
     value = lookup(report, rule.field)
     file_info = dict(report_file=path.as_posix(), report_sha256=sha256_file(path))
+    if report.get("skipped") is True:
+        return RuleOutcome(**common, **file_info, status="skipped",
+                           message=f"the tier was skipped: {report.get('skip_reason') or 'no reason given'}")
     if value is _MISSING:
         return RuleOutcome(**common, **file_info, status="missing", message=f"{path} has no field {rule.field}")
     ok = compare(rule.op, value, rule.threshold)
@@ -66,8 +71,8 @@ def evaluate_rule(rule: Rule, reports_dir: Path = REPORTS) -> RuleOutcome:
 def run_gate(policy_name: str) -> GateReport:
     policy: Policy = load_policy(policy_name)
     outcomes = [evaluate_rule(rule) for rule in policy.rules]
-    blocking = sum(o.status in ("failed", "missing") and o.severity == "block" for o in outcomes)
-    warnings = sum(o.status == "warned" or (o.status == "missing" and o.severity == "warn") for o in outcomes)
+    blocking = sum(is_blocking(o) for o in outcomes)
+    warnings = sum(o.status in ("warned", "missing", "skipped") and not is_blocking(o) for o in outcomes)
     used = sorted({Path(o.report_file) for o in outcomes if o.report_file})
     report = GateReport(
         params={"gate": {"policy": policy_name}},
@@ -85,8 +90,15 @@ def run_gate(policy_name: str) -> GateReport:
     return report
 
 
+def is_blocking(outcome: RuleOutcome) -> bool:
+    """Failed or missing evidence on a blocking rule blocks; so does a skipped tier unless the rule allows it."""
+    if outcome.severity != "block":
+        return False
+    return outcome.status in ("failed", "missing") or (outcome.status == "skipped" and not outcome.allow_skipped)
+
+
 def enforce(report: GateReport) -> None:
     if not report.passed:
-        failed = [o for o in report.rules if o.severity == "block" and o.status in ("failed", "missing")]
+        failed = [o for o in report.rules if is_blocking(o)]
         names = ", ".join(f"{o.id} ({o.status})" for o in failed)
         raise GateFailed(f"gate failed under policy {report.policy!r}: {names}; see {GATE_MARKDOWN}")

@@ -9,15 +9,18 @@ same id replaces the inherited one.
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
 
 from toolkit.config import yaml_line
 from toolkit.errors import ConfigError
 from toolkit.files import parse_yaml
-from toolkit.reports import (BaseModelReport, CardReport, CostReport, EvalReport, Report, TrainReport,
-                             ValidateReport)
+from toolkit.reports import (BaseModelReport, CardReport, CostReport, EvalReport, JudgeReport, Report,
+                             TrainReport, ValidateReport)
 
 POLICIES_DIR = Path("policies")
 OPS = ("min", "max", "equals", "required", "one_of")
@@ -27,10 +30,14 @@ REPORT_SCHEMAS: dict[str, type[Report]] = {
     "validate": ValidateReport,
     "train": TrainReport,
     "eval_heldout": EvalReport,
+    "eval_ood": EvalReport,
+    "eval_canary": EvalReport,
+    "eval_mmlu": EvalReport,
+    "eval_judge": JudgeReport,
     "cost": CostReport,
     "card": CardReport,
 }
-_RULE_KEYS = {"id", "report", "field", "op", "threshold", "severity", "rationale"}
+_RULE_KEYS = {"id", "report", "field", "op", "threshold", "severity", "rationale", "allow_skipped"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class Rule:
     threshold: Any
     severity: str
     rationale: str
+    allow_skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,11 +59,13 @@ class Policy:
     file: Path
     rules: tuple[Rule, ...]
     required_sections: tuple[str, ...] = ()
+    required_governance: tuple[str, ...] = ()
 
     def resolved(self) -> dict:
         """The policy with inherited rules spelled out: what a release bundle keeps."""
         return {"name": self.name, "description": self.description, "source_file": self.file.as_posix(),
-                "documentation": {"required_sections": list(self.required_sections)},
+                "documentation": {"required_sections": list(self.required_sections),
+                                  "required_governance": list(self.required_governance)},
                 "rules": [rule.__dict__ for rule in self.rules]}
 
 
@@ -85,23 +95,34 @@ def load_policy(name_or_path: str, _seen: tuple[Path, ...] = ()) -> Policy:
 
     rules: dict[str, Rule] = {}
     sections: tuple[str, ...] = ()
+    governance: tuple[str, ...] = ()
     if raw.get("extends"):
         parent = load_policy(str(raw["extends"]), _seen + (path.resolve(),))
         rules = {rule.id: rule for rule in parent.rules}
-        sections = parent.required_sections
+        sections, governance = parent.required_sections, parent.required_governance
     documentation = raw.get("documentation") or {}
-    if not isinstance(documentation, dict) or not isinstance(documentation.get("required_sections", []), list):
-        raise ConfigError("expected documentation: {required_sections: [heading, ...]}", file=str(path),
-                          line=yaml_line(text, ["documentation"]), key="documentation")
-    if "required_sections" in documentation:
-        sections = tuple(str(heading) for heading in documentation["required_sections"])
+    if (not isinstance(documentation, dict) or set(documentation) - {"required_sections", "required_governance"}
+            or not all(isinstance(documentation.get(k, []), list) for k in ("required_sections", "required_governance"))):
+        raise ConfigError("expected documentation: {required_sections: [heading, ...], required_governance: [field, ...]}",
+                          file=str(path), line=yaml_line(text, ["documentation"]), key="documentation")
+    # A child policy adds to its parent's documentation requirements; it never silently drops one.
+    sections += tuple(str(h) for h in documentation.get("required_sections", []) if str(h) not in sections)
+    from toolkit.config import GovernanceParams
+
+    for index, name in enumerate(documentation.get("required_governance", [])):
+        if name not in GovernanceParams.model_fields:
+            raise ConfigError(f"unknown governance field {name!r}", file=str(path),
+                              line=yaml_line(text, ["documentation", "required_governance", str(index)]),
+                              key=f"documentation.required_governance[{index}]")
+        if name not in governance:
+            governance += (str(name),)
     for index, item in enumerate(raw.get("rules") or []):
         rule = _parse_rule(item, index, path, text)
         rules[rule.id] = rule
     if not rules:
         raise ConfigError("the policy has no rules", file=str(path), line=1)
     return Policy(str(raw.get("name") or path.stem), str(raw.get("description", "")), path, tuple(rules.values()),
-                  sections)
+                  sections, governance)
 
 
 def _parse_rule(item: Any, index: int, path: Path, text: str) -> Rule:
@@ -123,9 +144,11 @@ def _parse_rule(item: Any, index: int, path: Path, text: str) -> Rule:
             raise fail("missing", required)
     if item["report"] not in REPORT_SCHEMAS:
         raise fail(f"unknown report {item['report']!r}; known: {', '.join(REPORT_SCHEMAS)}", "report")
-    first = str(item["field"]).split(".")[0]
-    if first not in REPORT_SCHEMAS[item["report"]].model_fields:
-        raise fail(f"report {item['report']!r} has no field {first!r}", "field")
+    unknown_part = unknown_field(REPORT_SCHEMAS[item["report"]], str(item["field"]).split("."))
+    if unknown_part is not None:
+        raise fail(f"report {item['report']!r} has no field {item['field']!r} (no {unknown_part!r} there)", "field")
+    if not isinstance(item.get("allow_skipped", False), bool):
+        raise fail("expected true or false", "allow_skipped")
     if item["op"] not in OPS:
         raise fail(f"unknown comparison {item['op']!r}; expected one of {', '.join(OPS)}", "op")
     if item["op"] != "required" and "threshold" not in item:
@@ -138,4 +161,28 @@ def _parse_rule(item: Any, index: int, path: Path, text: str) -> Rule:
     if severity not in SEVERITIES:
         raise fail(f"expected one of {', '.join(SEVERITIES)}, got {severity!r}", "severity")
     return Rule(str(item["id"]), item["report"], str(item["field"]), item["op"], item.get("threshold"),
-                severity, str(item["rationale"]).strip())
+                severity, str(item["rationale"]).strip(), bool(item.get("allow_skipped", False)))
+
+
+def unknown_field(schema: type, parts: list[str]) -> str | None:
+    """The first segment of a dotted field path that the report schema does not have, or None.
+    Segments under a dict take any key (and "{placeholder}"); under Any nothing more is checked."""
+    annotation: Any = schema
+    for part in parts:
+        while get_origin(annotation) in (Union, types.UnionType):  # Optional[X] -> X
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if part not in annotation.model_fields:
+                return part
+            annotation = annotation.model_fields[part].annotation
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        elif get_origin(annotation) is list:
+            if not part.lstrip("-").isdigit():
+                return part
+            annotation = get_args(annotation)[0]
+        elif annotation is Any:
+            return None
+        else:
+            return part  # a number or a string has no fields
+    return None

@@ -21,7 +21,7 @@ from toolkit.config import Params
 from toolkit.errors import ConfigError, GateFailed, MissingInputError
 from toolkit.files import atomic_write_json, atomic_write_text, sha256_file
 from toolkit.governance import ledger as ledger_mod
-from toolkit.governance.card import CARD_HTML, CARD_MARKDOWN
+from toolkit.governance.card import CARD_HTML, CARD_MARKDOWN, TECHDOC_HTML, TECHDOC_MARKDOWN
 from toolkit.governance.gate import GATE_MARKDOWN
 from toolkit.governance.policy import load_policy
 from toolkit.governance.serving import adapter_problems, logit_parity, vllm_compatibility
@@ -143,7 +143,7 @@ def _require_releasable(gate: GateReport, override: dict | None) -> None:
     changed = [path for path, digest in gate.inputs.items() if not Path(path).is_file() or sha256_file(path) != digest]
     if changed:
         raise GateFailed(f"release refused: {', '.join(changed)} changed after the gate ran; run `dvc repro` again")
-    for path in (ADAPTER_DIR, CARD_MARKDOWN, CARD_HTML, GATE_MARKDOWN):
+    for path in (ADAPTER_DIR, CARD_MARKDOWN, CARD_HTML, TECHDOC_MARKDOWN, GATE_MARKDOWN):
         if not path.exists():
             raise MissingInputError(f"{path}: missing; run `dvc repro` before releasing")
     problems = adapter_problems(ADAPTER_DIR)
@@ -203,6 +203,8 @@ def _fill_bundle(bundle: Path, params: Params, gate: GateReport, override: dict 
     release_html = render("release_section.html.j2", version=version, gate=gate, override=override)
     atomic_write_text(bundle / "model_card" / "README.md", card_md.rstrip("\n") + "\n\n" + release_md)
     atomic_write_text(bundle / "model_card" / "model_card.html", card_html.replace("</body>", release_html + "</body>"))
+    for document in (TECHDOC_MARKDOWN, TECHDOC_HTML):
+        _copy(document, bundle / "model_card" / document.name)
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -136,14 +136,14 @@ def _check_card_figures(bundle: Path) -> Check:
 
 def _check_documentation(bundle: Path) -> Check:
     def run() -> Check:
+        from toolkit.governance.card import missing_sections
+
         policy = json.loads((bundle / POLICY_FILE).read_text(encoding="utf-8"))
-        headings = {line.lstrip("#").strip() for line in
-                    (bundle / "model_card/README.md").read_text(encoding="utf-8").splitlines() if line.startswith("#")}
-        required = policy.get("documentation", {}).get("required_sections", [])
-        # A heading may add detail after the required words ("Evaluation: held-out tier (167 items)").
-        missing = [section for section in required if not any(h.startswith(section) for h in headings)]
+        required = tuple(policy.get("documentation", {}).get("required_sections", []))
+        documents = (bundle / "model_card/README.md", bundle / "model_card/technical_documentation.md")
+        missing = missing_sections(required, (), None, documents)
         if missing:
-            return Check("documentation", False, f"policy {policy['name']!r} requires section(s): {', '.join(missing)}")
+            return Check("documentation", False, f"policy {policy['name']!r}: {'; '.join(missing)}")
         return Check("documentation", True, f"{len(required)} section(s) required by policy {policy['name']!r} present")
     return _guard("documentation", run)
 
