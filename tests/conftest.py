@@ -10,6 +10,9 @@ import pytest
 for name, value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1"),
                     ("GX_ANALYTICS_ENABLED", "false"), ("DVC_NO_ANALYTICS", "1"), ("TOKENIZERS_PARALLELISM", "false")):
     os.environ[name] = value
+# A real key in the environment would send the pipeline's judge stage to the network; tests that
+# need one set a fake key and point the SDK at a loopback server.
+os.environ.pop("ANTHROPIC_API_KEY", None)
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -52,3 +52,17 @@ def test_paired_bootstrap_interval_matches_normal_approximation():
 def test_paired_bootstrap_rejects_unpaired_input():
     with pytest.raises(ValueError):
         paired_bootstrap([1.0], [1.0, 0.0])
+
+
+def test_mcnemar_exact_against_the_binomial():
+    from toolkit.evals.stats import mcnemar_exact
+
+    # 5 discordant pairs, all won by the adapter: p = 2 x 0.5^5
+    assert mcnemar_exact([0, 0, 0, 0, 0, 1, 1], [1, 1, 1, 1, 1, 1, 1]) == pytest.approx(0.0625)
+    # 10 discordant pairs split 8 / 2: two-sided binomial tail
+    base = [1, 1] + [0] * 8 + [1] * 5
+    adapter = [0, 0] + [1] * 8 + [1] * 5
+    assert mcnemar_exact(base, adapter) == pytest.approx(2 * sum(__import__("math").comb(10, k) for k in range(3)) / 2**10)
+    assert mcnemar_exact([1, 0], [1, 0]) == 1.0
+    with pytest.raises(ValueError):
+        mcnemar_exact([1], [1, 0])

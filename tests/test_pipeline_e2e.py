@@ -118,7 +118,8 @@ def test_technical_documentation_cites_reports_and_assesses_provider_status(proj
         assert provision in techdoc, provision
     for report, digest in card["cited_reports"].items():
         assert f"`{report}` | `{digest}`" in techdoc
-    assert "Tiers not run for this version: ood, canary, mmlu, judge." in techdoc
+    assert "Tiers not run for this version: ood, canary." in techdoc
+    assert "LLM-as-judge (claude-sonnet-4-5, pairwise, both orders): skipped: ANTHROPIC_API_KEY is not set" in techdoc
     html = (project / "artifacts/model_card/technical_documentation.html").read_text()
     assert "<table>" in html and "Provider status" in html
     assert card["documentation_missing"] == [] and card["documentation_policy"] == "default"
@@ -138,8 +139,9 @@ def test_card_check_and_stricter_policies_on_the_demo(pipeline_copy):
     gate = run_in(pipeline_copy, "toolkit", "gate", "--policy", "production")
     assert gate.returncode == 1
     rules = {r["id"]: r["status"] for r in json.loads((pipeline_copy / "reports/gate.json").read_text())["rules"]}
-    for tier_rule in ("ood_regression_bounded", "general_capability_kept", "judge_prefers_adapter", "canary_vs_base"):
+    for tier_rule in ("ood_regression_bounded", "canary_vs_base"):
         assert rules[tier_rule] == "missing", tier_rule
+    assert rules["judge_prefers_adapter"] == "skipped"  # no API key in CI: skipped, and not allowed to be
     assert rules["no_unredacted_pii"] == "passed" and rules["roi_positive"] == "failed"
 
 
@@ -154,6 +156,33 @@ def test_markup_in_the_datasheet_cannot_inject_into_either_document(pipeline_cop
         html = (pipeline_copy / "artifacts/model_card" / name).read_text()
         assert "<script>alert" not in html and "<img src=x" not in html, name
         assert "&lt;script&gt;alert" in html, name
+
+
+def test_mmlu_tier_paired_delta_samples_and_base_cache(pipeline_copy):
+    mmlu = _report(pipeline_copy, "eval_mmlu")
+    overall = mmlu["metrics"]["accuracy"]
+    items = [json.loads(line) for line in (pipeline_copy / mmlu["items_file"]).read_text().splitlines()]
+    assert len(items) == mmlu["n_items"] == 100
+    assert overall["base"] == pytest.approx(sum(i["base"] for i in items) / 100)
+    assert overall["delta"] == pytest.approx(overall["adapter"] - overall["base"])
+    assert overall["relative_delta"] == pytest.approx(overall["delta"] / overall["base"]) and 0 <= overall["p_value"] <= 1
+    assert {k for k in mmlu["metrics"] if k.startswith("accuracy:")} == {
+        f"accuracy:mmlu_local_{s}" for s in ("support_category", "support_priority", "product_catalog", "arithmetic")}
+    for side in ("base", "adapter"):
+        assert len((pipeline_copy / f"artifacts/eval/mmlu_samples/{side}/mmlu_local_arithmetic.jsonl").read_text().splitlines()) == 25
+    assert mmlu["generation"]["base_cached"] is False  # the first run in a fresh project
+    again = run_in(pipeline_copy, "toolkit", "evaluate", "mmlu", check=True)
+    assert "base from cache" in again.stdout
+    cached = _report(pipeline_copy, "eval_mmlu")
+    assert cached["generation"]["base_cached"] is True and cached["metrics"] == mmlu["metrics"]
+    # A local copy of MMLU-layout files: one task per file, the same prompt, so the same accuracy.
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    params["evaluate"]["mmlu"]["data_dir"] = "eval_suites/mmlu_local/data"
+    (pipeline_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_in(pipeline_copy, "toolkit", "evaluate", "mmlu", check=True)
+    from_files = _report(pipeline_copy, "eval_mmlu")
+    assert from_files["generation"]["tasks"] == ["mmlu_files"] and from_files["generation"]["base_cached"] is False
+    assert from_files["metrics"]["accuracy"] == mmlu["metrics"]["accuracy"]
 
 
 def test_second_repro_runs_no_stage(pipeline_copy):

@@ -38,3 +38,22 @@ def test_committed_default_dataset_is_reproducible(tmp_path):
     result = CliRunner().invoke(cli, ["data", "synth", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == (REPO / "data/support_tickets.jsonl").read_bytes()
+
+
+def test_mmlu_probe_is_reproduced_in_mmlu_layout_and_shares_no_passage_with_the_tickets(tmp_path):
+    from toolkit.data.dedup import content_texts
+    from toolkit.data.decontamination import OverlapChecker, discover_suites
+    from toolkit.data.records import load_records
+
+    repo = Path(__file__).resolve().parents[1]
+    result = CliRunner().invoke(cli, ["data", "synth-mmlu", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for shipped in sorted((repo / "eval_suites/mmlu_local/data").glob("*.jsonl")):
+        assert (tmp_path / shipped.name).read_bytes() == shipped.read_bytes(), shipped.name
+        first = json.loads(shipped.read_text().splitlines()[0])
+        assert set(first) == {"question", "subject", "choices", "answer"} and len(first["choices"]) == 4
+        assert first["choices"][first["answer"]]
+    records = load_records(repo / "data/support_tickets.jsonl").records
+    checker = OverlapChecker([content_texts(r) for r in records], [r.line for r in records], 13, 0.01, 10)
+    for suite in discover_suites(repo / "eval_suites/mmlu_local/data"):
+        assert checker.check(suite.name, suite.lines, suite.texts)[0].contaminated_items == 0, suite.name

@@ -101,6 +101,39 @@ def evaluate_heldout(params_file: str) -> None:
                    f"(delta {m.delta:+.4f}, {m.confidence:.0%} CI [{m.ci_low:+.4f}, {m.ci_high:+.4f}])")
 
 
+@evaluate.command("mmlu")
+@params_option
+def evaluate_mmlu(params_file: str) -> None:
+    """General-capability tier: lm-evaluation-harness tasks (MMLU) on base and adapter, with the delta."""
+    from toolkit.evals.mmlu import run_mmlu
+
+    report = run_mmlu(load_params(params_file))
+    m = report.metrics["accuracy"]
+    relative = f"{m.relative_delta:+.1%}" if m.relative_delta is not None else "n/a"
+    click.echo(f"mmlu accuracy: base {m.base:.4f} -> adapter {m.adapter:.4f} (delta {m.delta:+.4f}, relative {relative}, "
+               f"{m.confidence:.0%} CI [{m.ci_low:+.4f}, {m.ci_high:+.4f}], McNemar p {m.p_value:.3g}); "
+               f"base {'from cache' if report.generation['base_cached'] else 'evaluated'}, "
+               f"{report.generation['stage_wall_s']:.1f} s")
+
+
+@evaluate.command("judge")
+@params_option
+def evaluate_judge(params_file: str) -> None:
+    """LLM-as-judge tier: an Anthropic model compares base and adapter answers in both orders."""
+    from toolkit.evals.judge import run_judge
+
+    report = run_judge(load_params(params_file))
+    if report.skipped:
+        click.echo(f"judge: skipped ({report.skip_reason})")
+        return
+    rate = report.win_rate
+    click.echo(f"judge ({report.judge_model}): {report.wins} win(s), {report.ties} tie(s), {report.losses} loss(es), "
+               f"{report.invalid} invalid of {report.n_pairs}; win rate "
+               + (f"{rate.point:.3f} [{rate.ci_low:.3f}, {rate.ci_high:.3f}]" if rate else "n/a")
+               + f"; position consistency {report.position_consistency or 0:.2f}; "
+               f"{report.usage['requests']} request(s), {report.usage['cache_hits']} from cache")
+
+
 @cli.group(cls=ToolkitGroup)
 def cost() -> None:
     """FinOps: training cost estimates, actual cost, inference economics and ROI."""
@@ -321,6 +354,20 @@ def data_synth(count: int, seed: int, out: str) -> None:
 
     atomic_write_jsonl(Path(out), support_ticket_records(count, seed))
     click.echo(f"wrote {count} records to {out}")
+
+
+@data.command("synth-mmlu")
+@click.option("--per-subject", default=25, show_default=True)
+@click.option("--seed", default=20261123, show_default=True)
+@click.option("--out", default="eval_suites/mmlu_local/data", show_default=True, type=click.Path(file_okay=False))
+def data_synth_mmlu(per_subject: int, seed: int, out: str) -> None:
+    """Write the offline general-capability probe in MMLU's layout (one JSONL per subject)."""
+    from toolkit.data.mmlu_probe import mmlu_layout_items
+    from toolkit.files import atomic_write_jsonl
+
+    for subject, items in mmlu_layout_items(per_subject, seed).items():
+        atomic_write_jsonl(Path(out) / f"{subject}.jsonl", items)
+    click.echo(f"wrote {per_subject} questions per subject to {out}")
 
 
 @cli.command("check-params")

@@ -128,8 +128,42 @@ class HeldoutEvalParams(StrictModel):
         return value
 
 
+class JudgeParams(StrictModel):
+    model: str = Field("claude-sonnet-4-5", description="the Anthropic model id of the judge")
+    tier: str = Field("heldout", description="whose per-item outputs are judged: artifacts/eval/<tier>_items.jsonl")
+    rubric: str = "eval_suites/judge/rubric.yaml"
+    max_items: int | None = Field(100, ge=1)
+    concurrency: int = Field(8, ge=1, le=64)
+    requests_per_minute: float = Field(0, ge=0, description="0: no limit beyond the API's own")
+    max_retries: int = Field(4, ge=0, description="the SDK's retries with backoff on 429, 5xx, timeouts")
+    timeout_s: float = Field(60, gt=0)
+    max_tokens: int = Field(200, ge=16)
+    base_url: str | None = Field(None, description="an API gateway or proxy; null: the Anthropic API")
+    cache_dir: str = ".cache/judge"
+    human_spotcheck: str | None = "eval_suites/judge/human_spotcheck.jsonl"
+    use_batches: bool = Field(False, description="the Message Batches API: about half the price, results within 24 h")
+    batch_poll_s: float = Field(30, gt=0)
+    bootstrap_samples: int = Field(2000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+
+class MmluParams(StrictModel):
+    tasks: list[str] = Field(["mmlu_local"], min_length=1, description="lm-eval tasks or groups (mmlu with hub access)")
+    include_path: str | None = Field("eval_suites/mmlu_local/tasks", description="a folder of task YAMLs; null: lm-eval's own")
+    data_dir: str | None = Field(None, description="a local copy of MMLU: <subject>.jsonl files in its layout; "
+                                 "overrides tasks and include_path")
+    num_fewshot: int = Field(0, ge=0)
+    batch_size: int = Field(16, ge=1)
+    limit: int | None = Field(None, ge=1, description="questions per task (null: all)")
+    cache_dir: str = ".cache/mmlu"
+    bootstrap_samples: int = Field(2000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+
 class EvaluateParams(StrictModel):
     heldout: HeldoutEvalParams = HeldoutEvalParams()
+    judge: JudgeParams = JudgeParams()
+    mmlu: MmluParams = MmluParams()
 
 
 class FinOpsTrainingParams(StrictModel):

@@ -1,6 +1,6 @@
 """Exception types that map to the CLI's exit codes.
 
-0 success, 1 a gate failed, 2 bad input or configuration.
+0 success, 1 a gate failed, 2 bad input or configuration, 3 an external service failed.
 """
 
 from __future__ import annotations
@@ -52,3 +52,9 @@ class VerificationFailed(ToolkitError):
     """`toolkit verify` found at least one failed check."""
 
     exit_code = 1
+
+
+class ServiceError(ToolkitError):
+    """An external service (the judge's API) kept failing after retries; completed work is kept."""
+
+    exit_code = 3

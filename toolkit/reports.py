@@ -314,3 +314,12 @@ def read_report(path: str | Path, schema: type[R]) -> R:
         return schema.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, ValidationError) as exc:
         raise ConfigError(f"not a valid {schema.__name__}: {exc}", file=str(path)) from None
+
+
+def tier_reports(reports_dir: Path | None = None) -> dict[str, EvalReport]:
+    """Every base-vs-adapter metrics tier report (reports/eval_*.json; the judge has its own schema)."""
+    from toolkit.layout import REPORTS
+
+    folder = reports_dir or REPORTS
+    return {path.stem: read_report(path, EvalReport) for path in sorted(folder.glob("eval_*.json"))
+            if path.stem != "eval_judge"}

@@ -36,6 +36,8 @@ def discover_suites(root: Path) -> list[SuiteItems]:
     """Every JSONL file under root, as documents of words; a malformed line is a configuration error."""
     suites = []
     for path in sorted(root.rglob("*.jsonl")) if root.is_dir() else []:
+        if path.name.startswith("human_spotcheck"):
+            continue  # human verdicts on judged items, not evaluation items
         lines, texts = [], []
         for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():

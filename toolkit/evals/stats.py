@@ -31,3 +31,16 @@ def paired_bootstrap(base_scores: list[float], adapter_scores: list[float], samp
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return PairedDelta(float(base.mean()), float(adapter.mean()), float(diffs.mean()), float(low), float(high), confidence)
+
+
+def mcnemar_exact(base: list[float], adapter: list[float]) -> float:
+    """McNemar's exact test on paired 0/1 outcomes: a two-sided binomial test on the discordant pairs."""
+    from scipy.stats import binomtest
+
+    if len(base) != len(adapter):
+        raise ValueError("McNemar's test needs paired scores of equal length")
+    only_base = sum(1 for b, a in zip(base, adapter) if b >= 0.5 > a)
+    only_adapter = sum(1 for b, a in zip(base, adapter) if a >= 0.5 > b)
+    if only_base + only_adapter == 0:
+        return 1.0
+    return float(binomtest(only_adapter, only_base + only_adapter, 0.5).pvalue)

@@ -22,7 +22,8 @@ from toolkit.finops.catalog import Catalog, load_catalog
 from toolkit.finops.economics import economics, roi
 from toolkit.finops.estimate import estimate_training, shape_from_config
 from toolkit.layout import REPORTS, report_path
-from toolkit.reports import BaseModelReport, CostReport, EvalReport, TrainReport, ValidateReport, digests, read_report, write_report
+from toolkit.reports import (BaseModelReport, CostReport, EvalReport, JudgeReport, TrainReport, ValidateReport, digests,
+                             read_report, tier_reports, write_report)
 from toolkit.templating import render
 
 COST_DIR = REPORTS / "cost"
@@ -84,7 +85,7 @@ def run_cost(params: Params) -> CostReport:
     training.update(tokens=train.tokens_seen, tokens_per_s=train.tokens_per_s)
     generation = heldout.generation
     evaluation = _device_cost(catalog, generation.get("device", train.device), generation.get("stage_wall_s", 0) / 3600)
-    evaluation.update(judge="not run (the judge tier reports its token usage when it runs)", judge_cost=0.0)
+    evaluation.update(_judge_cost(catalog))
     data = _device_cost(catalog, "cpu", sum(validate.timings_s.values()) / 3600)
 
     inference_cfg = fin.inference
@@ -114,7 +115,7 @@ def run_cost(params: Params) -> CostReport:
                  "serving_per_month": inference.self_hosted_monthly}
 
     COST_DIR.mkdir(parents=True, exist_ok=True)
-    eval_reports = {path.stem: read_report(path, EvalReport) for path in sorted(REPORTS.glob("eval_*.json"))}
+    eval_reports = tier_reports()
     files = {
         "volume_plot": plots.cost_vs_volume(inference, COST_DIR / "cost_vs_volume.png"),
         "breakdown_plot": plots.breakdown(breakdown, catalog.currency, COST_DIR / "breakdown.png"),
@@ -140,6 +141,24 @@ def run_cost(params: Params) -> CostReport:
     report.outputs = digests([COST_DIR])
     write_report(report)
     return report
+
+
+def _judge_cost(catalog: Catalog) -> dict:
+    """The judge's tokens this run, priced at the catalog's API price for its model."""
+    path = report_path("eval_judge")
+    if not path.is_file():
+        return {"judge": "not run", "judge_cost": 0.0}
+    judge = read_report(path, JudgeReport)
+    if judge.skipped:
+        return {"judge": f"skipped ({judge.skip_reason})", "judge_cost": 0.0}
+    price = catalog.apis.get(judge.judge_model)
+    tokens_in, tokens_out = judge.usage.get("input_tokens", 0), judge.usage.get("output_tokens", 0)
+    if price is None:
+        return {"judge": f"{judge.judge_model}: {tokens_in:,} input + {tokens_out:,} output tokens, not in the price catalog",
+                "judge_cost": 0.0}
+    return {"judge": f"{judge.judge_model}: {tokens_in:,} input + {tokens_out:,} output tokens "
+                     f"({judge.usage.get('cache_hits', 0)} verdicts from cache)",
+            "judge_cost": price.per_request(tokens_in, tokens_out)}
 
 
 def _catalog_files(project_catalog: str | None) -> list[str]:

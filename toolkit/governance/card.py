@@ -16,9 +16,9 @@ from pathlib import Path
 
 from toolkit.config import Params
 from toolkit.files import atomic_write_text, sha256_path
-from toolkit.layout import ADAPTER_DIR, CARD_DIR, REPORTS, report_path
-from toolkit.reports import (BaseModelReport, CardReport, CostReport, EvalReport, TrainReport, ValidateReport, digests,
-                             read_report, write_report)
+from toolkit.layout import ADAPTER_DIR, CARD_DIR, report_path
+from toolkit.reports import (BaseModelReport, CardReport, CostReport, EvalReport, JudgeReport, TrainReport,
+                             ValidateReport, digests, read_report, tier_reports, write_report)
 from toolkit.templating import render
 
 CARD_MARKDOWN = CARD_DIR / "README.md"
@@ -72,16 +72,19 @@ def provider_status(base: BaseModelReport, train: TrainReport, declared_base_flo
 
 def run_card(params: Params) -> CardReport:
     reports = {name: read_report(report_path(name), schema) for name, schema in CITED.items()}
-    evals = {path.stem: read_report(path, EvalReport) for path in sorted(REPORTS.glob("eval_*.json"))}
+    evals = tier_reports()
+    judge = read_report(report_path("eval_judge"), JudgeReport) if report_path("eval_judge").is_file() else None
     governance = params.governance
     missing = [name for name in REQUIRED_GOVERNANCE if getattr(governance, name) in ("", [], None)]
     cited = {report_path(name).as_posix(): sha256_path(report_path(name)) for name in CITED}
-    cited.update({report_path(name).as_posix(): sha256_path(report_path(name)) for name in evals})
+    cited.update({report_path(name).as_posix(): sha256_path(report_path(name))
+                  for name in [*evals, *(["eval_judge"] if judge else [])]})
     adapter_sha256 = sha256_path(ADAPTER_DIR)
     context = dict(
         reports=reports,
         evals=evals,
-        tiers_not_run=[tier for tier in EVAL_TIERS if f"eval_{tier}" not in evals],
+        judge=judge,
+        tiers_not_run=[tier for tier in EVAL_TIERS if f"eval_{tier}" not in evals and not (tier == "judge" and judge)],
         governance=governance,
         governance_missing=missing,
         model_name=governance.model_name or f"{reports['base'].model}-adapter",

@@ -1,0 +1,159 @@
+"""General-capability tier: MMLU (or any lm-evaluation-harness task list), base vs adapter.
+
+Both run through lm-eval's `simple_evaluate` with the same tasks, few-shot count and batch size, on
+the one base model loaded once (the adapter is a PeftModel over it; for the base the adapter is
+disabled). Offline, the task is `mmlu_local` from `eval_suites/mmlu_local/` (MMLU's layout and
+prompt, written by the project); with hub access, name `mmlu` or any task list in params.yaml; a
+local copy of the real MMLU files in the same layout works by pointing `include_path` at it.
+
+The base's results do not change while the base, the task files and the harness stay the same, so
+they are cached under a hash of those three (and the few-shot count, limit and batch size); a
+re-run evaluates only the adapter. The delta is paired per question (bootstrap CI, McNemar's exact
+test); lm-eval's own per-sample logs are kept for audit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from toolkit.config import Params
+from toolkit.errors import ConfigError, MissingInputError
+from toolkit.evals.generation import adapter_disabled
+from toolkit.evals.heldout import load_adapter_model
+from toolkit.evals.stats import mcnemar_exact, paired_bootstrap
+from toolkit.files import atomic_write_json, atomic_write_jsonl, sha256_path, sha256_text
+from toolkit.layout import ADAPTER_DIR, EVAL_DIR, report_path
+from toolkit.reports import EvalReport, MetricDelta, digests, write_report
+
+TIER = "mmlu"
+SAMPLES_DIR = EVAL_DIR / "mmlu_samples"
+GENERATED_TASKS = EVAL_DIR / "mmlu_tasks"
+MMLU_PROMPT = "{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:"
+
+
+def write_task_configs(data_dir: Path, out_dir: Path) -> list[str]:
+    """lm-eval task YAMLs (MMLU's prompt) for every `<subject>.jsonl` in MMLU's layout in data_dir,
+    and a group `mmlu_files` over them weighted by size. Returns the group's name."""
+    files = sorted(data_dir.glob("*.jsonl"))
+    if not files:
+        raise ConfigError(f"no <subject>.jsonl files in {data_dir}", file="params.yaml", key="evaluate.mmlu.data_dir")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for file in files:
+        name = f"mmlu_files_{file.stem}"
+        names.append(name)
+        config = {"task": name, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(file.resolve())}},
+                  "test_split": "test", "output_type": "multiple_choice", "doc_to_text": MMLU_PROMPT,
+                  "doc_to_choice": ["A", "B", "C", "D"], "doc_to_target": "answer",
+                  "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+                  "metadata": {"version": 1.0}}
+        (out_dir / f"{name}.yaml").write_text(json.dumps(config, indent=1), encoding="utf-8")  # JSON is YAML
+    group = {"group": "mmlu_files", "task": names, "aggregate_metric_list": [{"metric": "acc", "weight_by_size": True}],
+             "metadata": {"version": 1.0}}
+    (out_dir / "mmlu_files.yaml").write_text(json.dumps(group, indent=1), encoding="utf-8")
+    return ["mmlu_files"]
+
+
+def base_cache_key(params: Params, harness_version: str) -> str:
+    cfg = params.evaluate.mmlu
+    base_files = json.loads(report_path("base").read_text(encoding="utf-8"))["outputs"]
+    source = cfg.data_dir or cfg.include_path
+    tasks = sha256_path(Path(source)) if source else "hub"
+    return sha256_text(json.dumps([base_files, tasks, harness_version, cfg.tasks, cfg.num_fewshot, cfg.limit,
+                                   cfg.batch_size, params.base.dtype], sort_keys=True))
+
+
+def _evaluate(model, tokenizer, params: Params, task_manager, tasks: list[str]) -> dict:
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+
+    cfg = params.evaluate.mmlu
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.batch_size, device=str(next(model.parameters()).device))
+    result = simple_evaluate(model=lm, tasks=tasks, num_fewshot=cfg.num_fewshot, limit=cfg.limit,
+                             task_manager=task_manager, log_samples=True, fewshot_as_multiturn=False,
+                             apply_chat_template=False, verbosity="ERROR", random_seed=params.seed,
+                             numpy_random_seed=params.seed, torch_random_seed=params.seed,
+                             fewshot_random_seed=params.seed)
+    if result is None:
+        raise ConfigError("lm-eval returned no results", file="params.yaml", key="evaluate.mmlu.tasks")
+    per_doc = {task: {str(s["doc_id"]): float(s["acc"]) for s in samples} for task, samples in result["samples"].items()}
+    # lm-eval's records hold numpy values and tuples; the cache and the audit copy keep them as JSON.
+    return json.loads(json.dumps({"results": result["results"], "per_doc": per_doc, "samples": result["samples"]},
+                                 default=lambda value: value.item() if hasattr(value, "item") else str(value)))
+
+
+def run_mmlu(params: Params) -> EvalReport:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    cfg = params.evaluate.mmlu
+    started = time.perf_counter()
+    if not (ADAPTER_DIR / "adapter_config.json").is_file():
+        raise MissingInputError(f"{ADAPTER_DIR}: no adapter; run the train stage first")
+    tasks, include_path = list(cfg.tasks), cfg.include_path
+    if cfg.data_dir:  # a local copy of MMLU (or any set of files in its layout): one task per file
+        if not Path(cfg.data_dir).is_dir():
+            raise ConfigError("folder not found", file="params.yaml", key="evaluate.mmlu.data_dir")
+        tasks, include_path = write_task_configs(Path(cfg.data_dir), GENERATED_TASKS), str(GENERATED_TASKS)
+    elif include_path and not Path(include_path).is_dir():
+        raise ConfigError("task folder not found", file="params.yaml", key="evaluate.mmlu.include_path")
+    task_manager = TaskManager(include_path=include_path) if include_path else TaskManager()
+    version = getattr(lm_eval, "__version__", "unknown")
+    cache_file = Path(cfg.cache_dir) / f"base-{base_cache_key(params, version)}.json"
+
+    model, tokenizer = load_adapter_model(params)
+    base_cached = cache_file.is_file()
+    if base_cached:
+        base = json.loads(cache_file.read_text(encoding="utf-8"))
+    else:
+        with adapter_disabled(model):
+            base = _evaluate(model, tokenizer, params, task_manager, tasks)
+        atomic_write_json(cache_file, base)
+    base_done = time.perf_counter()
+    adapter = _evaluate(model, tokenizer, params, task_manager, tasks)
+
+    metrics, items = {}, []
+    all_base, all_adapter = [], []
+    for task in sorted(adapter["per_doc"]):
+        docs = sorted(adapter["per_doc"][task], key=int)
+        base_scores = [base["per_doc"][task][d] for d in docs]
+        adapter_scores = [adapter["per_doc"][task][d] for d in docs]
+        metrics[f"accuracy:{task}"] = _delta(base_scores, adapter_scores, params)
+        all_base += base_scores
+        all_adapter += adapter_scores
+        items += [{"task": task, "doc_id": int(d), "base": b, "adapter": a} for d, b, a in zip(docs, base_scores, adapter_scores)]
+    metrics = {"accuracy": _delta(all_base, all_adapter, params), **metrics}
+
+    items_file = EVAL_DIR / f"{TIER}_items.jsonl"
+    atomic_write_jsonl(items_file, items)
+    for side, result in (("base", base), ("adapter", adapter)):
+        for task, samples in result["samples"].items():
+            atomic_write_jsonl(SAMPLES_DIR / side / f"{task}.jsonl", samples)
+    report = EvalReport(
+        stage=f"eval_{TIER}",
+        params={"evaluate.mmlu": cfg.model_dump(mode="json"), "seed": params.seed},
+        inputs=digests([ADAPTER_DIR, report_path("base")] + ([Path(include_path)] if include_path else [])),
+        outputs=digests([items_file, SAMPLES_DIR]),
+        tier=TIER,
+        n_items=len(items),
+        primary_metric="accuracy",
+        metrics=metrics,
+        items_file=items_file.as_posix(),
+        generation={"harness": f"lm-evaluation-harness {version}", "tasks": tasks, "num_fewshot": cfg.num_fewshot,
+                    "batch_size": cfg.batch_size, "base_cached": base_cached, "base_cache": cache_file.as_posix(),
+                    "base_wall_s": round(base_done - started, 2),
+                    "adapter_wall_s": round(time.perf_counter() - base_done, 2),
+                    "stage_wall_s": round(time.perf_counter() - started, 2),
+                    "harness_results": {"base": base["results"], "adapter": adapter["results"]}},
+    )
+    write_report(report)
+    return report
+
+
+def _delta(base: list[float], adapter: list[float], params: Params) -> MetricDelta:
+    cfg = params.evaluate.mmlu
+    boot = paired_bootstrap(base, adapter, cfg.bootstrap_samples, cfg.confidence, params.seed)
+    return MetricDelta(**boot.__dict__, relative_delta=boot.delta / boot.base if boot.base else None,
+                       p_value=mcnemar_exact(base, adapter))
