@@ -47,6 +47,8 @@ def test_verdicts_in_both_orders_and_win_rate(judge_project):
         assert stub.state.requests == 20 and report.usage["requests"] == 20  # each item in both orders
         assert report.win_rate.point == 1.0 and report.position_consistency == 1.0
         assert report.usage["input_tokens"] > 0 and report.usage["output_tokens"] == 400
+        # priced for FinOps at the catalog's claude-sonnet-4-5 price: 3 / 15 USD per million tokens
+        assert report.usage["cost"] == pytest.approx((report.usage["input_tokens"] * 3 + 400 * 15) / 1e6)
         rows = list(read_jsonl("artifacts/eval/judge_items.jsonl"))
         assert rows[0]["adapter_first"]["winner"] == "A" and rows[0]["base_first"]["winner"] == "B"
 
@@ -102,8 +104,8 @@ def test_a_cache_hit_makes_zero_requests_and_the_key_is_never_written(judge_proj
         run_judge(params)
         first = stub.state.requests
         report = run_judge(params)
-        assert stub.state.requests == first and report.usage == {"requests": 0, "cache_hits": 16, "input_tokens": 0,
-                                                                  "output_tokens": 0}
+        assert stub.state.requests == first and report.usage["requests"] == 0 and report.usage["cache_hits"] == 16
+        assert report.usage["cost"] == 0.0  # cached verdicts cost nothing
         assert stub.state.api_keys == {KEY}  # the SDK did send it (as a bearer token) ...
     for path in in_tmp.rglob("*"):
         if path.is_file():

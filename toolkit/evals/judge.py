@@ -273,10 +273,24 @@ def run_judge(params: Params, client=None) -> JudgeReport:
         win_rate=win_rate(valid, cfg.bootstrap_samples, cfg.confidence, params.seed) if valid else None,
         position_consistency=consistent / len(valid) if valid else None, human_agreement_kappa=kappa,
         usage={"requests": judge.requests, "cache_hits": judge.cache_hits, "input_tokens": judge.input_tokens,
-               "output_tokens": judge.output_tokens},
+               "output_tokens": judge.output_tokens, **_priced(params, judge)},
     )
     write_report(report, report_path("eval_judge"))
     return report
+
+
+def _priced(params: Params, judge: Judge) -> dict:
+    """The judge's token cost this run at the price catalog's API price (cached verdicts cost nothing)."""
+    from toolkit.finops.catalog import load_catalog
+
+    catalog = load_catalog(params.finops.catalog)
+    price = catalog.apis.get(judge.model)
+    if price is None:
+        return {"cost": None, "currency": catalog.currency, "price": f"{judge.model} is not in the price catalog"}
+    cost = price.per_request(judge.input_tokens, judge.output_tokens)
+    if params.evaluate.judge.use_batches:
+        cost /= 2  # the Message Batches API is billed at half the standard price
+    return {"cost": cost, "currency": catalog.currency, "price": f"{price.source} ({price.date})"}
 
 
 def _concurrently(judge: Judge, prompts: dict, concurrency: int) -> tuple[dict, list[str]]:

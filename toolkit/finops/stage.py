@@ -151,14 +151,13 @@ def _judge_cost(catalog: Catalog) -> dict:
     judge = read_report(path, JudgeReport)
     if judge.skipped:
         return {"judge": f"skipped ({judge.skip_reason})", "judge_cost": 0.0}
-    price = catalog.apis.get(judge.judge_model)
     tokens_in, tokens_out = judge.usage.get("input_tokens", 0), judge.usage.get("output_tokens", 0)
-    if price is None:
+    if judge.usage.get("cost") is None:
         return {"judge": f"{judge.judge_model}: {tokens_in:,} input + {tokens_out:,} output tokens, not in the price catalog",
                 "judge_cost": 0.0}
     return {"judge": f"{judge.judge_model}: {tokens_in:,} input + {tokens_out:,} output tokens "
                      f"({judge.usage.get('cache_hits', 0)} verdicts from cache)",
-            "judge_cost": price.per_request(tokens_in, tokens_out)}
+            "judge_cost": judge.usage["cost"]}
 
 
 def _catalog_files(project_catalog: str | None) -> list[str]:

@@ -194,7 +194,10 @@ def _fill_bundle(bundle: Path, params: Params, gate: GateReport, override: dict 
     shutil.copytree(Path("reports/cost"), bundle / "reports" / "cost")
     atomic_write_json(bundle / POLICY_FILE, load_policy(gate.policy_file).resolved())
     for item in sorted(EVAL_DIR.glob("*")):
-        _copy(item, bundle / "eval" / item.name)
+        if item.is_dir():  # e.g. lm-eval's per-sample logs
+            shutil.copytree(item, bundle / "eval" / item.name)
+        else:
+            _copy(item, bundle / "eval" / item.name)
     if params.data.datasheet:
         _copy(Path(params.data.datasheet), bundle / "datasheet.yaml")
     card_md = CARD_MARKDOWN.read_text(encoding="utf-8")
