@@ -36,7 +36,8 @@ def main() -> None:
                            cwd=REPO, env=env, check=True, capture_output=True)
             wall = time.perf_counter() - started
             generation = json.loads((REPO / "reports/eval_mmlu.json").read_text())["generation"]
-            rows.append({"run": label, "command_wall_s": round(wall, 1), "base_s": generation["base_wall_s"],
+            rows.append({"run": label, "command_wall_s": round(wall, 1), "setup_s": generation["setup_wall_s"],
+                         "base_s": generation["base_wall_s"],
                          "adapter_s": generation["adapter_wall_s"], "base_cached": generation["base_cached"]})
     out = REPO / "benchmarks/results/mmlu_tier_time.json"
     out.write_text(json.dumps(rows, indent=2) + "\n")

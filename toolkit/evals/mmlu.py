@@ -56,11 +56,34 @@ def write_task_configs(data_dir: Path, out_dir: Path) -> list[str]:
     return ["mmlu_files"]
 
 
+def task_files_digest(include_path: str | None, data_dir: str | None) -> str:
+    """A hash of the task definitions and of the data files they read, so that editing a question
+    invalidates the cached base results, not only editing a task YAML."""
+    if data_dir:
+        return sha256_path(Path(data_dir))
+    if not include_path:
+        return "hub"
+    import yaml
+
+    class _Loader(yaml.SafeLoader):  # lm-eval YAMLs may carry !function tags: they name code, not data
+        pass
+
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    parts = [sha256_path(Path(include_path))]
+    for config in sorted(Path(include_path).rglob("*.yaml")):
+        raw = yaml.load(config.read_text(encoding="utf-8"), Loader=_Loader) or {}
+        files = ((raw.get("dataset_kwargs") or {}).get("data_files") or {}) if isinstance(raw, dict) else {}
+        for value in (files.values() if isinstance(files, dict) else [files]):
+            for name in (value if isinstance(value, list) else [value]):
+                if isinstance(name, str) and Path(name).is_file():
+                    parts.append(f"{name}:{sha256_path(Path(name))}")
+    return sha256_text("\n".join(parts))
+
+
 def base_cache_key(params: Params, harness_version: str) -> str:
     cfg = params.evaluate.mmlu
     base_files = json.loads(report_path("base").read_text(encoding="utf-8"))["outputs"]
-    source = cfg.data_dir or cfg.include_path
-    tasks = sha256_path(Path(source)) if source else "hub"
+    tasks = task_files_digest(cfg.include_path, cfg.data_dir)
     return sha256_text(json.dumps([base_files, tasks, harness_version, cfg.tasks, cfg.num_fewshot, cfg.limit,
                                    cfg.batch_size, params.base.dtype], sort_keys=True))
 
@@ -86,7 +109,6 @@ def _evaluate(model, tokenizer, params: Params, task_manager, tasks: list[str]) 
 
 def run_mmlu(params: Params) -> EvalReport:
     import lm_eval
-    from lm_eval.tasks import TaskManager
 
     cfg = params.evaluate.mmlu
     started = time.perf_counter()
@@ -99,11 +121,12 @@ def run_mmlu(params: Params) -> EvalReport:
         tasks, include_path = write_task_configs(Path(cfg.data_dir), GENERATED_TASKS), str(GENERATED_TASKS)
     elif include_path and not Path(include_path).is_dir():
         raise ConfigError("task folder not found", file="params.yaml", key="evaluate.mmlu.include_path")
-    task_manager = TaskManager(include_path=include_path) if include_path else TaskManager()
+    task_manager = _task_manager(include_path, tasks)
     version = getattr(lm_eval, "__version__", "unknown")
     cache_file = Path(cfg.cache_dir) / f"base-{base_cache_key(params, version)}.json"
 
     model, tokenizer = load_adapter_model(params)
+    setup_done = time.perf_counter()
     base_cached = cache_file.is_file()
     if base_cached:
         base = json.loads(cache_file.read_text(encoding="utf-8"))
@@ -143,13 +166,25 @@ def run_mmlu(params: Params) -> EvalReport:
         items_file=items_file.as_posix(),
         generation={"harness": f"lm-evaluation-harness {version}", "tasks": tasks, "num_fewshot": cfg.num_fewshot,
                     "batch_size": cfg.batch_size, "base_cached": base_cached, "base_cache": cache_file.as_posix(),
-                    "base_wall_s": round(base_done - started, 2),
+                    "setup_wall_s": round(setup_done - started, 2), "base_wall_s": round(base_done - setup_done, 2),
                     "adapter_wall_s": round(time.perf_counter() - base_done, 2),
                     "stage_wall_s": round(time.perf_counter() - started, 2),
                     "harness_results": {"base": base["results"], "adapter": adapter["results"]}},
     )
     write_report(report)
     return report
+
+
+def _task_manager(include_path: str | None, tasks: list[str]):
+    """Only the project's own task folder when it has every task asked for: indexing lm-eval's
+    thousands of built-in task files takes most of this tier's time on a small model."""
+    from lm_eval.tasks import TaskManager
+
+    if include_path:
+        local = TaskManager(include_path=include_path, include_defaults=False)
+        if all(task in local.all_tasks for task in tasks):
+            return local
+    return TaskManager(include_path=include_path) if include_path else TaskManager()
 
 
 def _delta(base: list[float], adapter: list[float], params: Params) -> MetricDelta:
