@@ -71,7 +71,11 @@ def task_files_digest(include_path: str | None, data_dir: str | None) -> str:
     _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
     parts = [sha256_path(Path(include_path))]
     for config in sorted(Path(include_path).rglob("*.yaml")):
-        raw = yaml.load(config.read_text(encoding="utf-8"), Loader=_Loader) or {}
+        loader = _Loader(config.read_text(encoding="utf-8"))
+        try:
+            raw = loader.get_single_data() or {}
+        finally:
+            loader.dispose()
         files = ((raw.get("dataset_kwargs") or {}).get("data_files") or {}) if isinstance(raw, dict) else {}
         for value in (files.values() if isinstance(files, dict) else [files]):
             for name in (value if isinstance(value, list) else [value]):
