@@ -109,12 +109,13 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
         good, redacted = _redact(good, pii_findings)
 
     phases.start("dedup")
+    texts = {r.line: dedup.content_texts(r) for r in good}  # the words dedup and decontamination compare
     dropped_rows: list[dict] = []
-    good, dedup_info = _drop_duplicates(good, params, dropped_rows)
+    good, dedup_info = _drop_duplicates(good, params, dropped_rows, texts)
     progress(f"validate: {dedup_info['exact']} exact duplicate(s), {len(dedup_info['near_pairs'])} near-duplicate pair(s)")
 
     phases.start("decontamination")
-    documents = [dedup.content_texts(r) for r in good]
+    documents = [texts[r.line] for r in good]
     checker = OverlapChecker(documents, [r.line for r in good], data.decontamination.ngram,
                              data.decontamination.boilerplate_fraction, data.decontamination.boilerplate_min_documents)
     suite_results, contaminated = [], set()
@@ -294,7 +295,7 @@ def _redact(records: list[Record], findings: dict) -> tuple[list[Record], int]:
     return out, changed
 
 
-def _drop_duplicates(records: list[Record], params: Params, dropped_rows: list[dict]):
+def _drop_duplicates(records: list[Record], params: Params, dropped_rows: list[dict], texts: dict[int, list[list[str]]]):
     settings = params.data.dedup
     repeats = dedup.exact_duplicates(records)
     info = {"exact": len(repeats), "near_dropped": 0, "near_dropped_examples": [],
@@ -305,7 +306,7 @@ def _drop_duplicates(records: list[Record], params: Params, dropped_rows: list[d
         dropped_rows += [{"line": records[i].line, "reason": f"exact duplicate of line {records[j].line}",
                           "record": records[i].as_row()} for i, j in repeats.items()]
         records = [r for i, r in enumerate(records) if i not in repeats]
-    pairs = dedup.near_duplicates([dedup.content_words(r) for r in records], settings.near_threshold,
+    pairs = dedup.near_duplicates([[w for text in texts[r.line] for w in text] for r in records], settings.near_threshold,
                                   settings.shingle_words, settings.num_perm, params.seed)
     if settings.near == "drop" and pairs:
         later = {}

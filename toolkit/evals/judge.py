@@ -195,12 +195,17 @@ class BatchJudge(Judge):
         return replies, errors
 
 
+def _preferred(adapter_first: dict, base_first: dict) -> tuple[str, str]:
+    """Who each order preferred: adapter | base | tie (A is the adapter in the first, the base in the second)."""
+    return ({"A": "adapter", "B": "base", "tie": "tie"}[adapter_first["winner"]],
+            {"A": "base", "B": "adapter", "tie": "tie"}[base_first["winner"]])
+
+
 def combine(adapter_first: dict, base_first: dict) -> str:
-    """adapter | base | tie | invalid, from the two orders (A = adapter, then A = base)."""
+    """adapter | base | tie | invalid, from the two orders; orders that disagree make a tie."""
     if "invalid" in (adapter_first["winner"], base_first["winner"]):
         return "invalid"
-    one = {"A": "adapter", "B": "base", "tie": "tie"}[adapter_first["winner"]]
-    two = {"A": "base", "B": "adapter", "tie": "tie"}[base_first["winner"]]
+    one, two = _preferred(adapter_first, base_first)
     return one if one == two else "tie"
 
 
@@ -264,7 +269,8 @@ def run_judge(params: Params, client=None) -> JudgeReport:
         outcomes.append(outcome)
     atomic_write_jsonl(out_file, rows)
     valid = [o for o in outcomes if o != "invalid"]
-    consistent = sum(1 for r in rows if r["outcome"] != "invalid" and _consistent(r))
+    consistent = sum(1 for r in rows if r["outcome"] != "invalid"
+                     and len(set(_preferred(r["adapter_first"], r["base_first"]))) == 1)
     kappa = _human_agreement(cfg.human_spotcheck, rows)
     report = JudgeReport(
         **common, inputs=digests([items_file, Path(cfg.rubric)]), outputs=digests([out_file]),
@@ -303,12 +309,6 @@ def _concurrently(judge: Judge, prompts: dict, concurrency: int) -> tuple[dict, 
             except Exception as exc:  # the SDK gave up after its retries (5xx, 429, timeouts, connection)
                 failures.append(f"{type(exc).__name__}: {exc}"[:300])
     return verdicts, failures
-
-
-def _consistent(row: dict) -> bool:
-    one = {"A": "adapter", "B": "base", "tie": "tie"}[row["adapter_first"]["winner"]]
-    two = {"A": "base", "B": "adapter", "tie": "tie"}[row["base_first"]["winner"]]
-    return one == two
 
 
 def _human_agreement(path: str | None, rows: list[dict]) -> float | None:
