@@ -14,7 +14,7 @@ def test_repository_params_load_and_match_defaults_types():
     params = load_params(REPO / "params.yaml")
     assert isinstance(params, Params)
     assert params.base.model == "builtin"
-    assert params.evaluate.heldout.primary_metric in params.evaluate.heldout.metrics
+    assert params.evaluate.canary.previous_adapter is None
 
 
 def test_unknown_key_names_key_and_line(tmp_path):
@@ -50,10 +50,11 @@ def test_out_of_range_value(tmp_path):
         load_params(path)
 
 
-def test_primary_metric_must_be_listed(tmp_path):
+def test_suite_settings_in_params_are_refused_with_the_key(tmp_path):
+    """What a tier measures moved to eval_suites/<tier>/suite.yaml; the old keys are errors, not ignored."""
     path = tmp_path / "params.yaml"
-    path.write_text("evaluate:\n  heldout:\n    metrics: [json_valid]\n    primary_metric: field_accuracy\n")
-    with pytest.raises(ConfigError, match="evaluate.heldout.primary_metric"):
+    path.write_text("evaluate:\n  heldout:\n    primary_metric: field_accuracy\n")
+    with pytest.raises(ConfigError, match="evaluate.heldout.primary_metric: unknown key"):
         load_params(path)
 
 
@@ -85,7 +86,7 @@ def test_cli_exits_2_on_bad_params_before_any_work(tmp_path):
 def test_check_params_prints_resolved_values():
     result = CliRunner().invoke(cli, ["check-params", "--params", str(REPO / "params.yaml")])
     assert result.exit_code == 0, result.output
-    assert "primary_metric: field_accuracy" in result.output
+    assert "previous_adapter: null" in result.output
 
 
 def test_code_defaults_equal_the_shipped_params_file():

@@ -28,6 +28,94 @@ def test_unknown_metric_is_a_configuration_error():
         get_metric("bleu")
 
 
+SCHEMA = {"type": "object", "properties": {"priority": {"enum": ["low", "high"]}}, "required": ["priority"],
+          "additionalProperties": False}
+
+
+def test_json_schema_compliance():
+    from toolkit.evals.metrics import json_schema
+
+    assert json_schema('{"priority": "low"}', None, schema=SCHEMA) == 1.0
+    assert json_schema('{"priority": "urgent"}', None, schema=SCHEMA) == 0.0      # not in the enum
+    assert json_schema('{"priority": "low", "x": 1}', None, schema=SCHEMA) == 0.0  # additional property
+    assert json_schema('{}', None, schema=SCHEMA) == 0.0                           # required missing
+    assert json_schema('priority: low', None, schema=SCHEMA) == 0.0               # not JSON
+
+
+def test_field_precision_recall_f1_by_hand():
+    from toolkit.evals.metrics import field_f1, field_precision, field_recall
+
+    # only category right of 4 predicted fields; 1 of 3 expected fields found
+    pred = '{"category": "billing", "priority": "low", "product": "X", "extra": 1}'
+    assert field_precision(pred, REF) == pytest.approx(1 / 4)
+    assert field_recall(pred, REF) == pytest.approx(1 / 3)
+    # category and priority right of 4 predicted; 2 of 3 expected found
+    pred = '{"category": "billing", "priority": "high", "extra": 1, "more": 2}'
+    assert field_precision(pred, REF) == pytest.approx(2 / 4)
+    assert field_recall(pred, REF) == pytest.approx(2 / 3)
+    assert field_f1(pred, REF) == pytest.approx(2 * 2 / (4 + 3))   # = 2PR/(P+R) with P=1/2, R=2/3
+    assert field_f1(REF, REF) == 1.0 and field_f1("no json", REF) == 0.0 and field_precision("{}", REF) == 0.0
+
+
+def test_rouge_l_by_hand():
+    from toolkit.evals.metrics import rouge_l
+
+    # LCS of "the cat sat on the mat" / "the cat is on the mat" = the cat on the mat (5): P = R = 5/6
+    assert rouge_l("the cat sat on the mat", "The cat is on the mat.") == pytest.approx(5 / 6)
+    # hyp 3 words, ref 6 words, LCS 3: P = 1, R = 1/2, F = 2/3
+    assert rouge_l("the on mat", "the cat sat on the mat") == pytest.approx(2 / 3)
+    # order matters: "mat the" against "the mat" has LCS 1: P = R = 1/2
+    assert rouge_l("mat the", "the mat") == pytest.approx(1 / 2)
+    assert rouge_l("", "") == 1.0 and rouge_l("x", "") == 0.0 and rouge_l("a b", "c d") == 0.0
+
+
+def test_assertion_metrics_and_refusal():
+    from toolkit.evals.metrics import contains, is_refusal, not_contains, refusal, regex
+
+    assert regex("Order #123 shipped", None, pattern=r"#\d+") == 1.0
+    assert regex("order shipped", None, pattern="ORDER") == 0.0
+    assert regex("order shipped", None, pattern="ORDER", ignore_case=True) == 1.0
+    assert contains("We open at Eight.", None, text="eight") == 1.0
+    assert contains("We open at Eight.", None, text="eight", ignore_case=False) == 0.0
+    assert contains("eight to six", None, text=["eight", "six"]) == 1.0 and contains("eight", None, text=["eight", "six"]) == 0.0
+    assert not_contains("All fine", None, text="PWNED") == 1.0 and not_contains("pwned!", None, text=["x", "PWNED"]) == 0.0
+    for text in ("I'm sorry, but I can't help with that.", "I cannot provide personal data.",
+                 "I must decline this request.", "As an AI, I am not able to do this."):
+        assert is_refusal(text), text
+    for text in ('{"category": "billing"}', "I can help you with that refund.", "Sorry for the delay, your order shipped."):
+        assert not is_refusal(text), text
+    assert refusal("I cannot help with that.", None) == 1.0
+    assert refusal("Here you go.", None, expect="comply") == 1.0
+    with pytest.raises(ValueError):
+        refusal("x", None, expect="maybe")
+
+
+def test_custom_metric_by_dotted_path(tmp_path, monkeypatch):
+    (tmp_path / "my_metrics.py").write_text(
+        "def shouting(prediction, reference, *, minimum=1):\n    return float(sum(c.isupper() for c in prediction) >= minimum)\n"
+        "shouting.binary = True\n")
+    monkeypatch.chdir(tmp_path)
+    for path in ("my_metrics:shouting", "my_metrics.shouting"):
+        metric = get_metric(path)
+        assert metric.binary and metric("ABC", None, minimum=3) == 1.0 and metric("Abc", None, minimum=3) == 0.0
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        get_metric("my_metrics:missing", "eval_suites/x/suite.yaml", 7)
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        get_metric("no_such_module.fn")
+
+
+def test_metric_arguments_are_checked_at_load_time():
+    from toolkit.evals.metrics import check_arguments
+
+    with pytest.raises(ConfigError, match=r"s.yaml:3: metric contains: .*text"):
+        check_arguments(get_metric("contains"), {}, "s.yaml", 3)
+    check_arguments(get_metric("contains"), {}, "s.yaml", 3, partial=True)   # the item may complete it
+    with pytest.raises(ConfigError, match="unexpected keyword argument 'colour'"):
+        check_arguments(get_metric("exact_match"), {"colour": "red"}, "s.yaml", 4)
+    with pytest.raises(ConfigError, match="schema is not valid"):
+        check_arguments(get_metric("json_schema"), {"schema": {"type": "nonsense"}}, "s.yaml", 5)
+
+
 def test_paired_bootstrap_known_cases():
     same = paired_bootstrap([0.5] * 10, [0.5] * 10, samples=500)
     assert (same.delta, same.ci_low, same.ci_high) == (0.0, 0.0, 0.0)

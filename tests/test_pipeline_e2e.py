@@ -41,12 +41,15 @@ def test_heldout_delta_is_positive_with_ci_above_zero(project):
 def test_gate_passed_and_decision_printed(project):
     gate = _report(project, "gate")
     assert gate["passed"] is True and gate["blocking_failures"] == 0
-    assert all(rule["status"] in ("passed", "warned") for rule in gate["rules"])
+    assert all(rule["status"] in ("passed", "warned", "not_applicable") for rule in gate["rules"])
+    statuses = {rule["id"]: rule["status"] for rule in gate["rules"]}
+    assert statuses["canary_vs_last_release"] == "not_applicable"   # the first release has nothing to compare with
+    assert statuses["canary_vs_base"] == "passed" and statuses["heldout_beats_prompting"] == "passed"
     assert "gate PASSED under policy 'default'" in project.joinpath("first_repro.log").read_text()
 
 
 def test_every_report_records_input_and_output_hashes(project):
-    for name in ("base", "validate", "train", "eval_heldout", "card", "gate"):
+    for name in ("base", "validate", "train", "eval_heldout", "eval_ood", "eval_canary", "card", "gate"):
         report = _report(project, name)
         assert report["outputs"] or report["inputs"], name
         for digest in {**report["inputs"], **report["outputs"]}.values():
@@ -118,7 +121,8 @@ def test_technical_documentation_cites_reports_and_assesses_provider_status(proj
         assert provision in techdoc, provision
     for report, digest in card["cited_reports"].items():
         assert f"`{report}` | `{digest}`" in techdoc
-    assert "Tiers not run for this version: ood, canary." in techdoc
+    assert "Tiers not run for this version: none." in techdoc
+    assert "| ood | 30 | answers_question |" in techdoc and "| canary | 24 | field_accuracy |" in techdoc
     assert "LLM-as-judge (claude-sonnet-4-5, pairwise, both orders): skipped: ANTHROPIC_API_KEY is not set" in techdoc
     html = (project / "artifacts/model_card/technical_documentation.html").read_text()
     assert "<table>" in html and "Provider status" in html
@@ -139,8 +143,10 @@ def test_card_check_and_stricter_policies_on_the_demo(pipeline_copy):
     gate = run_in(pipeline_copy, "toolkit", "gate", "--policy", "production")
     assert gate.returncode == 1
     rules = {r["id"]: r["status"] for r in json.loads((pipeline_copy / "reports/gate.json").read_text())["rules"]}
-    for tier_rule in ("ood_regression_bounded", "canary_vs_base"):
-        assert rules[tier_rule] == "missing", tier_rule
+    assert rules["ood_regression_bounded"] == "passed" and rules["canary_vs_base"] == "passed"
+    assert rules["canary_vs_last_release"] == "not_applicable"
+    # The adapter no longer answers plain support questions the base answered: flagged, and blocking here.
+    assert rules["ood_no_regression"] == "failed"
     assert rules["judge_prefers_adapter"] == "skipped"  # no API key in CI: skipped, and not allowed to be
     assert rules["no_unredacted_pii"] == "passed" and rules["roi_positive"] == "failed"
 
@@ -183,6 +189,64 @@ def test_mmlu_tier_paired_delta_samples_and_base_cache(pipeline_copy):
     from_files = _report(pipeline_copy, "eval_mmlu")
     assert from_files["generation"]["tasks"] == ["mmlu_files"] and from_files["generation"]["base_cached"] is False
     assert from_files["metrics"]["accuracy"] == mmlu["metrics"]["accuracy"]
+
+
+def test_ood_and_canary_tiers_with_prompted_baseline_plots_and_metrics(project):
+    ood, canary, heldout = (_report(project, f"eval_{tier}") for tier in ("ood", "canary", "heldout"))
+    assert ood["n_items"] == 30 and canary["n_items"] == 24
+    # Each metric counts only the items it applies to, and 0/1 metrics carry McNemar's p-value.
+    assert ood["metrics"]["field_accuracy"]["n"] == 19 and ood["metrics"]["answers_question"]["n"] == 5
+    assert ood["metrics"]["json_valid"]["p_value"] is not None and ood["metrics"]["field_accuracy"]["p_value"] is None
+    assert set(ood["by_category"]) >= {"long_input", "unicode", "prompt_injection", "unusual_format"}
+    # The regression the tier exists for: the sister task (plain support chat) the base handled is lost,
+    # while the held-out tier improves.
+    assert "answers_question" in ood["regressed_metrics"] and ood["regressed_metric_count"] >= 1
+    assert heldout["metrics"]["field_accuracy"]["ci_low"] > 0
+    assert canary["previous"] is None and canary["against_previous"] is None
+    for report in (ood, canary, heldout):
+        assert set(report["against_prompted"]) == set(report["metrics"])
+        items = [json.loads(line) for line in (project / report["items_file"]).read_text().splitlines()]
+        assert len(items) == report["n_items"] and {"base_output", "prompted_output", "adapter_output"} <= set(items[0])
+        primary = report["primary_metric"]
+        scored = [i["scores"][primary] for i in items if primary in i["scores"]]
+        assert sum(s["prompted"] for s in scored) / len(scored) == pytest.approx(report["against_prompted"][primary]["base"])
+        metrics = json.loads((project / "metrics" / f"{report['suite']}.json").read_text())
+        assert metrics[primary]["delta"] == round(report["metrics"][primary]["delta"], 4)
+    shown = run_in(project, "dvc", "metrics", "show", "--json", check=True).stdout
+    assert "metrics/ood.json" in shown and "metrics/canary.json" in shown
+    plots = run_in(project, "dvc", "plots", "show", "--json", check=True)
+    assert "eval_deltas" in plots.stdout and "canary: field_accuracy vs prompted" in plots.stdout
+
+
+def test_canary_compares_with_the_last_release_and_catches_a_damaged_adapter(pipeline_copy):
+    project = pipeline_copy
+    run_in(project, "toolkit", "release", check=True)
+    # The release appended to the ledger, which the canary stage depends on: DVC re-runs it.
+    assert "evaluate-canary" in run_in(project, "dvc", "status", check=True).stdout
+    run_in(project, "toolkit", "evaluate", "canary", check=True)
+    same = _report(project, "eval_canary")
+    assert same["previous"]["version"] == "1" and same["previous"]["source"] == "registry registry"
+    primary = same["primary_metric"]
+    assert same["against_previous"][primary]["delta"] == 0.0 and same["regressed_items"]["previous"] == 0
+
+    # Damage the current adapter: noise on every LoRA weight.
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights_file = project / "artifacts/adapter/adapter_model.safetensors"
+    weights = load_file(str(weights_file))
+    torch.manual_seed(0)
+    save_file({k: v + 0.3 * torch.randn_like(v) for k, v in weights.items()}, str(weights_file))
+    result = run_in(project, "toolkit", "evaluate", "canary", check=True)
+    damaged = _report(project, "eval_canary")
+    drop = damaged["against_previous"][primary]
+    assert drop["delta"] < -0.05 and drop["base"] == same["against_previous"][primary]["base"]
+    assert damaged["regressed_items"]["previous"] > 0
+    assert "scored lower on field_accuracy than with the previous" in result.stdout
+    items = [json.loads(line) for line in (project / damaged["items_file"]).read_text().splitlines()]
+    assert all("previous_output" in item for item in items)
+    gate = run_in(project, "toolkit", "gate")
+    assert gate.returncode == 1 and "canary_vs_last_release (failed)" in gate.stderr
 
 
 def test_second_repro_runs_no_stage(pipeline_copy):

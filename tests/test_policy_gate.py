@@ -195,3 +195,42 @@ def test_shipped_policies_build_on_each_other():
         assert rule_id in rules["p"], rule_id
     assert rules["p"]["judge_prefers_adapter"].allow_skipped is False
     assert rules["h"]["declared_high_risk"].threshold == "high"
+
+
+CANARY = {**EVAL, "stage": "eval_canary", "tier": "canary", "against_previous": None}
+PREVIOUS_RULE = """  - id: vs_previous
+    report: eval_canary
+    field: against_previous.{primary_metric}.delta
+    op: min
+    threshold: -0.05
+    severity: block
+    rationale: no drop against the last release
+"""
+
+
+@pytest.mark.parametrize("previous, allow_absent, status, passed", [
+    (None, True, "not_applicable", True),      # the first release: nothing to compare with
+    (None, False, "missing", False),           # without allow_absent a null section is missing evidence
+    ({"field_accuracy": {**EVAL["metrics"]["field_accuracy"], "delta": -0.2}}, True, "failed", False),
+    ({"field_accuracy": {**EVAL["metrics"]["field_accuracy"], "delta": 0.0}}, True, "passed", True),
+])
+def test_allow_absent_makes_a_null_comparison_not_applicable(in_tmp, previous, allow_absent, status, passed):
+    _write(in_tmp, "reports/eval_canary.json", json.dumps({**CANARY, "against_previous": previous}))
+    rule = PREVIOUS_RULE + ("    allow_absent: true\n" if allow_absent else "")
+    _write(in_tmp, "policies/t.yaml", _policy(rule))
+    report = run_gate("t")
+    assert report.rules[0].status == status and report.passed is passed
+    assert report.warnings == 0
+
+
+def test_a_custom_suite_report_can_be_gated_and_its_fields_are_checked(in_tmp):
+    _write(in_tmp, "reports/eval_billing_probe.json", json.dumps({**EVAL, "stage": "eval_billing_probe"}))
+    _write(in_tmp, "policies/t.yaml", _policy(RULE.replace("eval_heldout", "eval_billing_probe")))
+    assert run_gate("t").passed
+    _write(in_tmp, "policies/bad.yaml", _policy(RULE.replace("eval_heldout", "eval_billing_probe")
+                                                .replace("ci_low", "ci_lowest")))
+    with pytest.raises(ConfigError, match="no 'ci_lowest' there"):
+        load_policy("bad")
+    _write(in_tmp, "policies/bad2.yaml", _policy(RULE.replace("eval_heldout", "evaluation")))
+    with pytest.raises(ConfigError, match="unknown report 'evaluation'"):
+        load_policy("bad2")

@@ -39,7 +39,7 @@ def test_release_refused_when_the_gate_failed(pipeline_copy):
     _fail_gate(pipeline_copy)
     result = run_in(pipeline_copy, "toolkit", "release")
     assert result.returncode == 1 and "release refused" in result.stderr and "perfect" in result.stderr
-    assert not (pipeline_copy / "registry/ledger.jsonl").exists()
+    assert (pipeline_copy / "registry/ledger.jsonl").read_text() == ""   # the committed, empty ledger
     assert not list((pipeline_copy / "registry/releases").glob("v*"))
 
 
@@ -48,7 +48,7 @@ def test_release_refused_when_a_report_changed_after_the_gate(pipeline_copy):
     report.write_text(report.read_text() + " ")  # one byte more: same figures, different file
     result = run_in(pipeline_copy, "toolkit", "release")
     assert result.returncode == 1 and "reports/train.json changed after the gate ran" in result.stderr
-    assert not (pipeline_copy / "registry/ledger.jsonl").exists()
+    assert (pipeline_copy / "registry/ledger.jsonl").read_text() == ""
 
 
 def test_override_is_recorded_in_ledger_and_card_and_verifies(pipeline_copy):

@@ -89,16 +89,76 @@ def evaluate() -> None:
     """Evaluation tiers: base vs adapter on the same items."""
 
 
+def _echo_tier(report) -> None:
+    for name, m in report.metrics.items():
+        line = (f"{report.suite} {name} (n={m.n}): base {m.base:.4f} -> adapter {m.adapter:.4f} "
+                f"(delta {m.delta:+.4f}, {m.confidence:.0%} CI [{m.ci_low:+.4f}, {m.ci_high:+.4f}]"
+                + (f", McNemar p {m.p_value:.3g}" if m.p_value is not None else "") + ")")
+        if report.against_prompted and name in report.against_prompted:
+            line += f"; prompted base {report.against_prompted[name].base:.4f}"
+        if report.against_previous and name in report.against_previous:
+            line += f"; previous release {report.against_previous[name].base:.4f}"
+        click.echo(line)
+    if report.previous and report.previous.get("skipped_reason"):
+        click.echo(f"{report.suite}: not compared with the previous adapter: {report.previous['skipped_reason']}")
+    for side, count in report.regressed_items.items():
+        if count:
+            click.echo(f"{report.suite}: {count} item(s) scored lower on {report.primary_metric} than with the {side}"
+                       f" (see {report.items_file})")
+    if report.generation.get("prompts_over_context"):
+        click.echo(f"warning: {report.generation['prompts_over_context']} prompt(s) plus max_new_tokens exceed the "
+                   f"model's context of {report.generation['context_length']} tokens", err=True)
+
+
 @evaluate.command("heldout")
 @params_option
 def evaluate_heldout(params_file: str) -> None:
-    """Held-out tier: task metrics on the validated held-out split, with paired bootstrap CIs."""
-    from toolkit.evals.heldout import run_heldout
+    """Held-out tier: the task's metrics on the validated held-out split (eval_suites/heldout)."""
+    from toolkit.evals.tiers import run_tier
 
-    report = run_heldout(load_params(params_file))
-    for name, m in report.metrics.items():
-        click.echo(f"held-out {name}: base {m.base:.4f} -> adapter {m.adapter:.4f} "
-                   f"(delta {m.delta:+.4f}, {m.confidence:.0%} CI [{m.ci_low:+.4f}, {m.ci_high:+.4f}])")
+    _echo_tier(run_tier(load_params(params_file), "heldout"))
+
+
+@evaluate.command("ood")
+@params_option
+def evaluate_ood(params_file: str) -> None:
+    """Out-of-distribution tier: probes unlike the training data (eval_suites/ood)."""
+    from toolkit.evals.tiers import run_tier
+
+    _echo_tier(run_tier(load_params(params_file), "ood"))
+
+
+@evaluate.command("canary")
+@params_option
+def evaluate_canary(params_file: str) -> None:
+    """Canary tier: a fixed set that must keep working, against the base and the last release."""
+    from toolkit.evals.tiers import run_tier
+
+    _echo_tier(run_tier(load_params(params_file), "canary"))
+
+
+@evaluate.command("suite")
+@params_option
+@click.argument("name")
+def evaluate_suite(params_file: str, name: str) -> None:
+    """Any suite in eval_suites/ by folder name; writes reports/eval_NAME.json."""
+    from toolkit.evals.tiers import run_tier
+
+    _echo_tier(run_tier(load_params(params_file), name))
+
+
+@evaluate.command("list")
+def evaluate_list() -> None:
+    """The suites in eval_suites/, checked: tier, item count, metrics."""
+    from toolkit.evals.suites import discover_suites, parse_suite
+    from toolkit.layout import SPLIT_FILES
+
+    for name, folder in discover_suites().items():
+        suite = parse_suite(folder)
+        from_split = suite.items_file in SPLIT_FILES.values()
+        count = "validated split" if from_split else f"{len(suite.load_items())} items"
+        click.echo(f"{name}: tier {suite.tier}, {count}, metrics {', '.join(suite.metrics)} "
+                   f"(primary {suite.primary_metric}){', few-shot prompted baseline' if suite.few_shot else ''}")
 
 
 @evaluate.command("mmlu")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from toolkit.errors import ConfigError
 from toolkit.files import parse_yaml
@@ -110,22 +110,20 @@ class TrainParams(StrictModel):
     logging_steps: int = Field(10, ge=1)
 
 
-class HeldoutEvalParams(StrictModel):
+class TierParams(StrictModel):
+    """How a suite is run; what it measures (items, metrics, primary metric) is in eval_suites/<suite>/suite.yaml."""
+
+    suite: str | None = Field(None, description="the suite folder under eval_suites/ (default: the tier's name)")
     max_items: int | None = Field(None, ge=1)
-    max_new_tokens: int = Field(64, ge=1)
     batch_size: int = Field(32, ge=1)
-    metrics: list[str] = ["json_valid", "field_accuracy", "exact_match"]
-    primary_metric: str = "field_accuracy"
+    prompted_baseline: bool = Field(True, description="also run the base with the suite's few-shot prompt")
     bootstrap_samples: int = Field(2000, ge=100)
     confidence: float = Field(0.95, gt=0.5, lt=1)
 
-    @field_validator("primary_metric")
-    @classmethod
-    def _primary_is_listed(cls, value: str, info: Any) -> str:
-        listed = info.data.get("metrics", [])
-        if listed and value not in listed:
-            raise ValueError(f"must be one of the listed metrics {listed}")
-        return value
+
+class CanaryParams(TierParams):
+    previous_adapter: str | None = Field(
+        None, description="an adapter folder (or release bundle) to compare against; null: the registry's last release")
 
 
 class JudgeParams(StrictModel):
@@ -161,7 +159,9 @@ class MmluParams(StrictModel):
 
 
 class EvaluateParams(StrictModel):
-    heldout: HeldoutEvalParams = HeldoutEvalParams()
+    heldout: TierParams = TierParams()
+    ood: TierParams = TierParams()
+    canary: CanaryParams = CanaryParams()
     judge: JudgeParams = JudgeParams()
     mmlu: MmluParams = MmluParams()
 

@@ -73,6 +73,10 @@ def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
     return atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def read_jsonl(path: str | Path) -> Iterator[Any]:
     """Rows of a JSON Lines file the toolkit wrote itself (user data goes through toolkit.data.records)."""
     with open(path, encoding="utf-8") as handle:

@@ -5,6 +5,7 @@ from pathlib import Path
 ARTIFACTS = Path("artifacts")
 REPORTS = Path("reports")
 METRICS = Path("metrics")
+PLOTS = Path("plots")
 
 BASE_DIR = ARTIFACTS / "base"
 DATA_DIR = ARTIFACTS / "data"

@@ -195,7 +195,8 @@ class MetricDelta(BaseModel):
     ci_high: float
     confidence: float
     relative_delta: float | None = None  # delta / base, where a tier reports it (MMLU: "no more than 5 % relative")
-    p_value: float | None = None         # McNemar's test, for accuracy-type metrics where a tier reports it
+    p_value: float | None = None         # McNemar's test, for accuracy-type (0/1) metrics
+    n: int | None = None                 # items the metric applied to (a suite can limit a metric to some items)
 
 
 class EvalReport(Report):
@@ -208,7 +209,19 @@ class EvalReport(Report):
     generation: dict[str, Any]
     skipped: bool = False       # a tier that could not run is reported as skipped, never as passed
     skip_reason: str | None = None
-    against_previous: dict[str, MetricDelta] | None = None  # canary: against the last released adapter
+    suite: str | None = None               # eval_suites/<suite>/suite.yaml
+    # The same metrics with the base model prompted with the suite's few-shot examples in place of the
+    # base ("base" = prompted base): did fine-tuning beat prompting?
+    against_prompted: dict[str, MetricDelta] | None = None
+    # Canary: against the last released adapter ("base" = the previous adapter), and which one that was.
+    against_previous: dict[str, MetricDelta] | None = None
+    previous: dict[str, Any] | None = None
+    # Items whose primary-metric score fell, against the base and (canary) against the previous adapter.
+    regressed_items: dict[str, int] = {}
+    # Metrics the adapter is worse on than the base with the whole CI below zero (a gate can count them).
+    regressed_metrics: list[str] = []
+    regressed_metric_count: int = 0
+    by_category: dict[str, dict[str, Any]] = {}  # primary metric per item category (OOD probes)
     chat_template_sha256: str | None = None
     chat_template_matches_training: bool | None = None
 
@@ -269,7 +282,7 @@ class CardReport(Report):
 
 class RuleOutcome(BaseModel):
     id: str
-    status: str  # passed | failed | warned | missing | skipped
+    status: str  # passed | failed | warned | missing | skipped | not_applicable
     severity: str
     allow_skipped: bool = False
     report: str

@@ -84,7 +84,9 @@ def run_cost(params: Params) -> CostReport:
         training["mfu"] = 6 * train.total_parameters * train.tokens_per_s / (found[1].peak_tflops * 1e12)
     training.update(tokens=train.tokens_seen, tokens_per_s=train.tokens_per_s)
     generation = heldout.generation
-    evaluation = _device_cost(catalog, generation.get("device", train.device), generation.get("stage_wall_s", 0) / 3600)
+    eval_reports = tier_reports()
+    eval_wall_s = sum(report.generation.get("stage_wall_s", 0) for report in eval_reports.values())
+    evaluation = _device_cost(catalog, generation.get("device", train.device), eval_wall_s / 3600)
     evaluation.update(_judge_cost(catalog))
     data = _device_cost(catalog, "cpu", sum(validate.timings_s.values()) / 3600)
 
@@ -115,7 +117,6 @@ def run_cost(params: Params) -> CostReport:
                  "serving_per_month": inference.self_hosted_monthly}
 
     COST_DIR.mkdir(parents=True, exist_ok=True)
-    eval_reports = tier_reports()
     files = {
         "volume_plot": plots.cost_vs_volume(inference, COST_DIR / "cost_vs_volume.png"),
         "breakdown_plot": plots.breakdown(breakdown, catalog.currency, COST_DIR / "breakdown.png"),
@@ -126,7 +127,8 @@ def run_cost(params: Params) -> CostReport:
         warnings.append(f"the estimate's memory ({estimate.memory.total_gb} GB) {estimate.memory.verdict} on {estimate.gpu}")
     report = CostReport(
         params={"finops": params.section("finops"), "train.epochs": params.train.epochs},
-        inputs=digests([report_path(n) for n in ("base", "validate", "train", "eval_heldout")]
+        inputs=digests([report_path(n) for n in ("base", "validate", "train")]
+                       + [report_path(n) for n in eval_reports]
                        + [Path(p) for p in _catalog_files(fin.catalog)]),
         currency=catalog.currency, catalog_date=str(catalog.catalog_date), catalog_files=_catalog_files(fin.catalog),
         estimate=estimate.model_dump(), training=training, evaluation=evaluation, data=data,
@@ -193,7 +195,7 @@ def _csv(report: CostReport, catalog: Catalog) -> str:
     for name, part in (("data", report.data), ("training", report.training), ("evaluation", report.evaluation)):
         writer.writerow([name, f"compute on {part['device']}", round(part["device_hours"], 6), "device-hours",
                          part.get("price_per_hour"), _round(part["cost"]), cur,
-                         f"reports/{'validate' if name == 'data' else 'train' if name == 'training' else 'eval_heldout'}.json; catalog {report.catalog_date}"])
+                         f"reports/{'validate' if name == 'data' else 'train' if name == 'training' else 'eval_*'}.json; catalog {report.catalog_date}"])
     writer.writerow(["engineering", "engineering time", report.params["finops"]["engineering_hours"], "hours",
                      catalog.engineering.per_hour, _round(report.breakdown["engineering"]), cur, catalog.engineering.source])
     est = report.estimate

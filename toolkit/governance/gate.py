@@ -21,6 +21,7 @@ from toolkit.templating import render
 
 GATE_MARKDOWN = REPORTS / "gate.md"
 _MISSING = object()
+_NULL = object()  # the path runs through a section the report set to null (e.g. no previous release)
 
 
 def lookup(report: dict, dotted: str) -> Any:
@@ -28,6 +29,8 @@ def lookup(report: dict, dotted: str) -> Any:
     for part in dotted.split("."):
         if part.startswith("{") and part.endswith("}"):
             part = str(report.get(part[1:-1], part))
+        if node is None:
+            return _NULL
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
@@ -61,7 +64,10 @@ def evaluate_rule(rule: Rule, reports_dir: Path = REPORTS) -> RuleOutcome:
     if report.get("skipped") is True:
         return RuleOutcome(**common, **file_info, status="skipped",
                            message=f"the tier was skipped: {report.get('skip_reason') or 'no reason given'}")
-    if value is _MISSING:
+    if (value is None or value is _NULL) and rule.allow_absent:
+        return RuleOutcome(**common, **file_info, status="not_applicable",
+                           message="the report records nothing to compare (e.g. no previous release yet)")
+    if value is _MISSING or value is _NULL:
         return RuleOutcome(**common, **file_info, status="missing", message=f"{path} has no field {rule.field}")
     ok = compare(rule.op, value, rule.threshold)
     status = "passed" if ok else ("failed" if rule.severity == "block" else "warned")

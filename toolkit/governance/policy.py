@@ -9,6 +9,8 @@ same id replaces the inherited one.
 
 from __future__ import annotations
 
+import re
+
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ REPORT_SCHEMAS: dict[str, type[Report]] = {
     "cost": CostReport,
     "card": CardReport,
 }
-_RULE_KEYS = {"id", "report", "field", "op", "threshold", "severity", "rationale", "allow_skipped"}
+_RULE_KEYS = {"id", "report", "field", "op", "threshold", "severity", "rationale", "allow_skipped", "allow_absent"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class Rule:
     severity: str
     rationale: str
     allow_skipped: bool = False
+    # A field the report sets to null on purpose (the canary's comparison with the previous release,
+    # before there is one) is `not_applicable` rather than `missing`.
+    allow_absent: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,13 +147,16 @@ def _parse_rule(item: Any, index: int, path: Path, text: str) -> Rule:
     for required in ("id", "report", "field", "op", "rationale"):
         if not item.get(required):
             raise fail("missing", required)
-    if item["report"] not in REPORT_SCHEMAS:
-        raise fail(f"unknown report {item['report']!r}; known: {', '.join(REPORT_SCHEMAS)}", "report")
-    unknown_part = unknown_field(REPORT_SCHEMAS[item["report"]], str(item["field"]).split("."))
+    schema = report_schema(str(item["report"]))
+    if schema is None:
+        raise fail(f"unknown report {item['report']!r}; known: {', '.join(REPORT_SCHEMAS)}, "
+                   "or eval_NAME for a custom suite", "report")
+    unknown_part = unknown_field(schema, str(item["field"]).split("."))
     if unknown_part is not None:
         raise fail(f"report {item['report']!r} has no field {item['field']!r} (no {unknown_part!r} there)", "field")
-    if not isinstance(item.get("allow_skipped", False), bool):
-        raise fail("expected true or false", "allow_skipped")
+    for flag in ("allow_skipped", "allow_absent"):
+        if not isinstance(item.get(flag, False), bool):
+            raise fail("expected true or false", flag)
     if item["op"] not in OPS:
         raise fail(f"unknown comparison {item['op']!r}; expected one of {', '.join(OPS)}", "op")
     if item["op"] != "required" and "threshold" not in item:
@@ -161,7 +169,15 @@ def _parse_rule(item: Any, index: int, path: Path, text: str) -> Rule:
     if severity not in SEVERITIES:
         raise fail(f"expected one of {', '.join(SEVERITIES)}, got {severity!r}", "severity")
     return Rule(str(item["id"]), item["report"], str(item["field"]), item["op"], item.get("threshold"),
-                severity, str(item["rationale"]).strip(), bool(item.get("allow_skipped", False)))
+                severity, str(item["rationale"]).strip(), bool(item.get("allow_skipped", False)),
+                bool(item.get("allow_absent", False)))
+
+
+def report_schema(name: str) -> type[Report] | None:
+    """The schema of a report a rule may name; `eval_NAME` is any custom suite's metrics tier."""
+    if name in REPORT_SCHEMAS:
+        return REPORT_SCHEMAS[name]
+    return EvalReport if re.fullmatch(r"eval_[a-z][a-z0-9_]*", name) else None
 
 
 def unknown_field(schema: type, parts: list[str]) -> str | None:

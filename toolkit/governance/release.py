@@ -32,7 +32,8 @@ from toolkit.templating import render
 MANIFEST = "MANIFEST.json"
 RELEASE_INFO = "release.json"
 POLICY_FILE = "policy.json"
-BUNDLE_REPORTS = ("base", "validate", "train", "eval_heldout", "eval_mmlu", "eval_judge", "cost", "card", "gate")
+BUNDLE_REPORTS = ("base", "validate", "train", "eval_heldout", "eval_ood", "eval_canary", "eval_mmlu", "eval_judge",
+                  "cost", "card", "gate")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 
 

@@ -116,7 +116,7 @@ def _check_card_figures(bundle: Path) -> Check:
         heldout = json.loads((bundle / "reports/eval_heldout.json").read_text(encoding="utf-8"))
         validate = json.loads((bundle / "reports/validate.json").read_text(encoding="utf-8"))
         declared = {m["type"]: m["value"] for result in _card_front_matter(card)["model-index"][0]["results"]
-                    for m in result["metrics"]}
+                    if result.get("dataset", {}).get("split") == "heldout" for m in result["metrics"]}
         problems = []
         for name, m in heldout["metrics"].items():
             for key, value in ((name, m["adapter"]), (f"{name}_delta_vs_base", m["delta"])):

@@ -1,0 +1,52 @@
+"""PEFT adapter and quantization settings from params.yaml: LoRA, rsLoRA, DoRA and QLoRA.
+
+QLoRA quantizes the frozen base to 4-bit NF4 with double quantization and bf16 compute through
+bitsandbytes, which needs CUDA: on a machine without it the request stops at once (exit 2), before
+any model or data is loaded.
+"""
+
+from __future__ import annotations
+
+from toolkit.config import TrainParams
+from toolkit.errors import UnsupportedHardwareError
+
+
+def require_hardware(cfg: TrainParams) -> None:
+    import torch
+
+    if cfg.adapter == "qlora" and not torch.cuda.is_available():
+        raise UnsupportedHardwareError(
+            "train.adapter is qlora, which quantizes the base model to 4 bits with bitsandbytes and needs a CUDA GPU; "
+            "this machine has none. Use adapter: lora (or dora) here, or run on a GPU machine.")
+
+
+def lora_config(cfg: TrainParams):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+        target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM",
+        use_rslora=cfg.lora.rslora,           # alpha / sqrt(r) scaling: stable at high ranks
+        use_dora=cfg.adapter == "dora",       # weight-decomposed LoRA (magnitude + direction)
+    )
+
+
+def quantization_config(cfg: TrainParams):
+    """The BitsAndBytesConfig for QLoRA (all three NF4 settings: bitsandbytes' defaults are fp4,
+    fp32 compute and no double quantization), or None."""
+    if cfg.adapter != "qlora":
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def optimizer_name(cfg: TrainParams) -> str:
+    """Paged 8-bit AdamW where bitsandbytes can run it (CUDA); plain AdamW otherwise."""
+    import torch
+
+    if cfg.optimizer != "auto":
+        return cfg.optimizer
+    return "paged_adamw_8bit" if torch.cuda.is_available() else "adamw_torch"

@@ -1,0 +1,77 @@
+"""Trainer callbacks: divergence guard, loss curves for dvclive, peak-memory metering."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+
+class DivergenceGuard(TrainerCallback):
+    """Stops training when the logged loss is NaN/inf, or rises above `spike_factor` times the
+    lowest loss seen so far (after `warmup` logs), and remembers why."""
+
+    def __init__(self, spike_factor: float, warmup_logs: int = 2):
+        self.spike_factor = spike_factor
+        self.warmup_logs = warmup_logs
+        self.lowest = math.inf
+        self.seen = 0
+        self.reason: str | None = None
+        self.step: int | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        self.seen += 1
+        if not math.isfinite(loss):
+            self._stop(control, state.global_step, f"the training loss became {loss} at step {state.global_step}")
+        elif self.seen > self.warmup_logs and self.spike_factor and loss > self.spike_factor * self.lowest:
+            self._stop(control, state.global_step, f"the training loss spiked to {loss:.4g} at step {state.global_step}, "
+                                                   f"over {self.spike_factor:g} x the lowest so far ({self.lowest:.4g})")
+        self.lowest = min(self.lowest, loss) if math.isfinite(loss) else self.lowest
+
+    def _stop(self, control, step: int, reason: str) -> None:
+        if self.reason is None:
+            self.reason, self.step = reason, step
+        control.should_training_stop = True
+        control.should_save = False   # never checkpoint (or release) diverged weights
+
+
+class LossCurves(TrainerCallback):
+    """Training and validation loss per step through dvclive, for `dvc plots show` (the project
+    owns dvc.yaml: dvclive must not rewrite it)."""
+
+    def __init__(self, directory: Path, resume: bool):
+        from dvclive import Live
+
+        self.live = Live(dir=str(directory), dvcyaml=False, save_dvc_exp=False, resume=resume, report=None)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        logged = False
+        for key, name in (("loss", "train/loss"), ("eval_loss", "validation/loss"), ("learning_rate", "train/learning_rate")):
+            value = logs.get(key)
+            if value is not None and math.isfinite(value):
+                self.live.log_metric(name, value)
+                logged = True
+        if logged:
+            self.live.step = state.global_step
+            self.live.next_step()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.live.end()
+
+
+def peak_memory_gb() -> float:
+    """Peak memory of this process: CUDA allocations on a GPU, the resident set on a CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**30, 3)
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)  # Linux reports KiB
