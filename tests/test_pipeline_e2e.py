@@ -249,6 +249,21 @@ def test_canary_compares_with_the_last_release_and_catches_a_damaged_adapter(pip
     assert gate.returncode == 1 and "canary_vs_last_release (failed)" in gate.stderr
 
 
+def test_training_metering_checkpoints_and_loss_curves(project):
+    train = _report(project, "train")
+    assert train["method"] == "sft" and train["device_kind"] == "cpu" and train["world_size"] == 1
+    assert train["checkpoint_steps"] == 50 and train["best_step"] and train["best_validation_loss"] > 0
+    assert train["peak_memory_gb"] > 0 and train["tokens_per_s"] > 0 and train["mfu"] is None
+    assert train["trainable_parameters"] < train["total_parameters"]
+    # The checkpoints of a finished run are gone; the loss curves are there for `dvc plots`.
+    assert not any((project / ".cache/train").glob("*/checkpoint-*"))
+    plots = run_in(project, "dvc", "plots", "show", "--json", check=True).stdout
+    assert "dvclive/train/plots/metrics/train/loss.tsv" in plots
+    assert "dvclive/train/plots/metrics/validation/loss.tsv" in plots
+    card = (project / "artifacts/model_card/README.md").read_text()
+    assert f"step {train['best_step']} of {train['optimizer_steps']}, lowest validation loss" in card
+
+
 def test_second_repro_runs_no_stage(pipeline_copy):
     result = run_in(pipeline_copy, "dvc", "repro", check=True)
     assert "Running stage" not in result.stdout

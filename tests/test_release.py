@@ -189,3 +189,57 @@ def test_vllm_compatibility_flags(tmp_path):
     report = vllm_compatibility(tmp_path)
     assert not report["vllm_compatible"] and report["vllm_max_lora_rank"] is None
     assert any("DoRA" in note for note in report["notes"]) and any("exceeds" in note for note in report["notes"])
+
+
+def test_publish_to_a_hub_repository_with_the_real_client(released, tmp_path):
+    """`toolkit publish` through huggingface_hub against a loopback Hub: verified bundles only, the
+    adapter and card at the repository root, the whole bundle under release/, the token nowhere."""
+    import os
+
+    from hf_hub_stub import HubStub
+
+    project = tmp_path / "project"
+    shutil.copytree(released, project, symlinks=True)
+    bundle = project / "registry/releases/v2"
+    token = "hf_publish_secret_0123456789"
+    with HubStub() as hub:
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["release"]["hub"] = {"repo": "example/support-triage-lora", "private": True, "endpoint": hub.url}
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        os.environ["HF_TOKEN"] = token
+        try:
+            result = run_in(project, "toolkit", "publish", str(bundle))
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "published v2 to example/support-triage-lora (private" in result.stdout
+            repo = hub.state.repos["example/support-triage-lora"]
+            assert repo["private"] is True
+            files = repo["files"]
+            for name in ("adapter_config.json", "adapter_model.safetensors"):
+                assert files[name] == (bundle / "adapter" / name).read_bytes()
+            assert files["README.md"] == (bundle / "model_card/README.md").read_bytes()
+            assert files["release/MANIFEST.json"] == (bundle / "MANIFEST.json").read_bytes()
+            manifest = json.loads((bundle / "MANIFEST.json").read_text())["files"]
+            assert {f"release/{p}" for p in manifest} <= set(files)
+            assert hub.state.commits[0]["summary"] == "Release v2 (gate passed)"
+            assert all(auth == f"Bearer {token}" for _, _, auth in hub.state.requests)
+
+            # A bundle that no longer verifies is never published.
+            with open(bundle / "adapter/adapter_model.safetensors", "r+b") as handle:
+                handle.seek(-10, 2)
+                byte = handle.read(1)
+                handle.seek(-10, 2)
+                handle.write(bytes([byte[0] ^ 0xFF]))
+            refused = run_in(project, "toolkit", "publish", str(bundle))
+            assert refused.returncode == 1 and "refusing to publish" in refused.stderr
+            assert len(hub.state.commits) == 1
+        finally:
+            os.environ.pop("HF_TOKEN", None)
+    for path in project.rglob("*"):
+        if path.is_file() and path.stat().st_size < 5_000_000:
+            assert token.encode() not in path.read_bytes(), path
+    assert token not in result.stdout + result.stderr
+
+
+def test_publish_without_a_repository_is_a_configuration_error(released):
+    result = run_in(released, "toolkit", "publish", str(released / "registry/releases/v1"))
+    assert result.returncode == 2 and "release.hub.repo" in result.stderr

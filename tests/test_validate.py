@@ -230,10 +230,11 @@ def test_cli_exit_code_2_on_bad_data(data_project):
 
 def test_sft_training_refuses_preference_data_clearly(data_project):
     from toolkit.errors import ConfigError
-    from toolkit.train.sft import run_train
+    from toolkit.train.run import run_train
 
     pairs = [{"prompt": f"question {i}?", "chosen": f"good answer {i}", "rejected": f"bad {i}"} for i in range(40)]
     report = run_validate(data_project(pairs), **QUIET)
     assert report.kind == "preference" and report.expectation_suite.endswith("preference.yaml")
-    with pytest.raises(ConfigError, match="train.method: train.method sft needs SFT data .* preference pairs"):
+    with pytest.raises(ConfigError, match=r"train.method: train.method sft needs conversations \(SFT\), but the "
+                                          "validated data is preference pairs; use method dpo or orpo"):
         run_train(data_project(pairs))

@@ -76,12 +76,22 @@ def validate(params_file: str) -> None:
 @cli.command()
 @params_option
 def train(params_file: str) -> None:
-    """Fine-tune a LoRA adapter on the train split (TRL SFTTrainer + PEFT)."""
-    from toolkit.train.sft import run_train
+    """Fine-tune an adapter (TRL + PEFT): SFT, DPO/IPO, KTO or ORPO; LoRA, rsLoRA, DoRA or QLoRA.
+
+    Checkpoints every train.checkpoint_steps; run it again after an interruption to resume. Works
+    under `accelerate launch` (data-parallel)."""
+    from toolkit.train.run import run_train
 
     report = run_train(load_params(params_file))
-    click.echo(f"train: {report.optimizer_steps} steps, loss {report.first_loss:.3f} -> {report.final_loss:.3f}, "
-               f"{report.tokens_seen:,} tokens in {report.wall_time_s:.0f} s on {report.device}")
+    if report is None:   # a non-main data-parallel process
+        return
+    resumed = f", resumed at step {report.resumed_from_step}" if report.resumed_from_step else ""
+    best = f"; released the step-{report.best_step} checkpoint (validation loss {report.best_validation_loss:.4f})" \
+        if report.best_step else ""
+    early = " (stopped early)" if report.stopped_early else ""
+    click.echo(f"train ({report.method}, {report.adapter_type}): {report.optimizer_steps} steps{early}{resumed}, "
+               f"loss {report.first_loss:.3f} -> {report.final_loss:.3f}, {report.tokens_seen:,} tokens in "
+               f"{report.wall_time_s:.0f} s on {report.device} x{report.world_size}{best}")
 
 
 @cli.group(cls=ToolkitGroup)
@@ -354,6 +364,25 @@ def verify(bundle: str, ledger: str | None) -> None:
     if failed:
         raise VerificationFailed(f"{bundle}: {len(failed)} check(s) failed: {', '.join(failed)}")
     click.secho(f"{bundle}: all {len(checks)} checks passed", fg="green", bold=True)
+
+
+@cli.command()
+@params_option
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--repo", default=None, help="owner/name on the Hub (default: release.hub.repo)")
+@click.option("--public", is_flag=True, help="create the repository public (default: release.hub.private)")
+@click.option("--ledger", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="the ledger to verify against (default: the registry's)")
+def publish(params_file: str, bundle: str, repo: str | None, public: bool, ledger: str | None) -> None:
+    """Publish a verified release bundle to a Hugging Face Hub model repository (HF_TOKEN from the
+    environment). Refuses a bundle that fails any `toolkit verify` check."""
+    from toolkit.governance.publish import publish_to_hub
+
+    hub = load_params(params_file).release.hub
+    result = publish_to_hub(Path(bundle), repo or hub.repo, private=hub.private and not public,
+                            endpoint=hub.endpoint, ledger=Path(ledger) if ledger else None)
+    click.echo(f"published v{result['version']} to {result['repo']} ({'private' if result['private'] else 'public'}, "
+               f"{result['files']} files): {result['commit_url']}")
 
 
 @cli.command()

@@ -94,12 +94,25 @@ class LoraParams(StrictModel):
     alpha: float = Field(32, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
+    rslora: bool = Field(False, description="scale by alpha / sqrt(r) instead of alpha / r (rank-stabilised LoRA)")
+
+
+class PreferenceParams(StrictModel):
+    """Settings of the preference objectives (dpo, kto, orpo)."""
+
+    beta: float = Field(0.1, gt=0, description="DPO/KTO: strength of the pull to the reference; IPO: tau; ORPO: lambda")
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = Field("sigmoid", description="DPO loss; ipo for IPO")
+    desirable_weight: float = Field(1.0, gt=0, description="KTO: weight of desirable examples")
+    undesirable_weight: float = Field(1.0, gt=0, description="KTO: weight of undesirable examples")
 
 
 class TrainParams(StrictModel):
-    method: Literal["sft"] = "sft"
-    adapter: Literal["lora"] = "lora"
+    method: Literal["sft", "dpo", "kto", "orpo"] = Field(
+        "sft", description="sft on conversations; dpo or orpo on preference pairs; kto on labelled completions")
+    adapter: Literal["lora", "dora", "qlora"] = Field("lora", description="qlora needs a CUDA GPU (4-bit NF4 base)")
     lora: LoraParams = LoraParams()
+    preference: PreferenceParams = PreferenceParams()
+    init_adapter: str | None = Field(None, description="continue training this adapter (e.g. an SFT adapter before DPO)")
     epochs: float = Field(5, gt=0)
     batch_size: int = Field(16, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
@@ -107,7 +120,16 @@ class TrainParams(StrictModel):
     warmup_steps: int = Field(10, ge=0)
     max_length: int = Field(256, ge=16)
     assistant_only_loss: bool = True
+    packing: Literal["none", "bfd"] = Field("none", description="bfd: padding-free packing (needs FlashAttention)")
+    gradient_checkpointing: Literal["auto", "on", "off"] = Field("auto", description="auto: on for a GPU")
+    optimizer: str = Field("auto", description="auto: paged 8-bit AdamW on a GPU, fused AdamW on a CPU; or a transformers name")
     logging_steps: int = Field(10, ge=1)
+    checkpoint_steps: int = Field(50, ge=1, description="save and evaluate every N optimizer steps")
+    early_stopping_patience: int | None = Field(3, ge=1, description="evaluations without a better validation loss "
+                                                "before stopping; null: never stop early")
+    divergence_spike_factor: float = Field(4.0, ge=0, description="stop when the loss exceeds this many times its "
+                                           "lowest value so far; 0: only NaN/inf stop a run")
+    resume: bool = Field(True, description="continue from the last checkpoint of an interrupted run with the same settings")
 
 
 class TierParams(StrictModel):
@@ -198,9 +220,18 @@ class GateParams(StrictModel):
     policy: str = Field("default", min_length=1, description="a name in policies/ or a path to a YAML policy")
 
 
+class HubParams(StrictModel):
+    """Optional publishing of a verified release to a Hugging Face Hub model repository."""
+
+    repo: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$", description="owner/name; null: not configured")
+    private: bool = True
+    endpoint: str | None = Field(None, description="a Hub mirror or enterprise endpoint; null: huggingface.co")
+
+
 class ReleaseParams(StrictModel):
     registry: str = Field("registry", min_length=1, description="folder holding releases/ and ledger.jsonl")
     logit_tolerance: float = Field(1e-4, ge=0, description="max |logit difference| of a reloaded adapter")
+    hub: HubParams = HubParams()
 
 
 class GovernanceParams(StrictModel):

@@ -58,3 +58,9 @@ class ServiceError(ToolkitError):
     """An external service (the judge's API) kept failing after retries; completed work is kept."""
 
     exit_code = 3
+
+
+class TrainingDiverged(ToolkitError):
+    """The training loss became NaN/inf or spiked; no adapter was written (reports/train_diverged.json says why)."""
+
+    exit_code = 1

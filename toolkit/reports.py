@@ -185,6 +185,23 @@ class TrainReport(Report):
     validation_loss: float | None
     loss_history: list[dict[str, float]]
     chat_template_sha256: str | None
+    # Metering (FinOps and the model card read these)
+    device_kind: str = "cpu"              # cpu | cuda
+    device_count: int = 1
+    device_memory_gib: float | None = None
+    world_size: int = 1                   # processes (data-parallel ranks)
+    gpu_hours: float = 0.0                # wall time x GPUs, this run and any interrupted run it resumed
+    peak_memory_gb: float | None = None   # CUDA allocations, or the process's resident set on a CPU
+    mfu: float | None = None              # 6 x parameters x tokens/s over the devices' peak (GPU only)
+    # Robustness
+    adapter: dict[str, Any] = {}          # r, alpha, rslora, dora, quantization, init_adapter
+    objective: dict[str, Any] = {}        # method-specific settings and final metrics (DPO reward accuracy, ...)
+    resumed_from_step: int | None = None
+    previous_wall_time_s: float = 0.0     # wall time of the interrupted run(s) up to their last checkpoint
+    checkpoint_steps: int | None = None
+    best_step: int | None = None          # the checkpoint released (lowest validation loss)
+    best_validation_loss: float | None = None
+    stopped_early: bool = False
 
 
 class MetricDelta(BaseModel):

@@ -21,7 +21,7 @@ from toolkit.evals.suites import Suite, SuiteItem, load_suite, with_few_shot
 from toolkit.files import atomic_write_json, atomic_write_jsonl, read_json, sha256_path, sha256_text
 from toolkit.layout import ADAPTER_DIR, EVAL_DIR, METRICS, PLOTS, report_path
 from toolkit.reports import BaseModelReport, EvalReport, MetricDelta, TrainReport, digests, read_report, write_report
-from toolkit.train.sft import device_description
+from toolkit.train.metering import device_description
 
 BUILTIN_TIERS = ("heldout", "ood", "canary")
 PREVIOUS_ADAPTER_NAME = "previous"

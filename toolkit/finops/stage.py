@@ -78,7 +78,9 @@ def run_cost(params: Params) -> CostReport:
     validate = read_report(report_path("validate"), ValidateReport)
     estimate = run_estimate(params, catalog)
 
-    training = _device_cost(catalog, train.device, train.wall_time_s / 3600)
+    # Every device for the whole run, including an interrupted run's time up to its last checkpoint.
+    device_hours = (train.wall_time_s + train.previous_wall_time_s) / 3600 * (train.device_count if train.device_kind == "cuda" else 1)
+    training = _device_cost(catalog, train.device, device_hours)
     found = catalog.gpu_for_device(train.device)
     if found and found[1].peak_tflops:
         training["mfu"] = 6 * train.total_parameters * train.tokens_per_s / (found[1].peak_tflops * 1e12)

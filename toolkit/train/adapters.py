@@ -44,9 +44,9 @@ def quantization_config(cfg: TrainParams):
 
 
 def optimizer_name(cfg: TrainParams) -> str:
-    """Paged 8-bit AdamW where bitsandbytes can run it (CUDA); plain AdamW otherwise."""
+    """Paged 8-bit AdamW where bitsandbytes can run it (CUDA); TRL's default (fused AdamW) otherwise."""
     import torch
 
     if cfg.optimizer != "auto":
         return cfg.optimizer
-    return "paged_adamw_8bit" if torch.cuda.is_available() else "adamw_torch"
+    return "paged_adamw_8bit" if torch.cuda.is_available() else "adamw_torch_fused"

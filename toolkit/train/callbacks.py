@@ -25,8 +25,12 @@ class DivergenceGuard(TrainerCallback):
         if loss is None:
             return
         self.seen += 1
+        grad_norm = (logs or {}).get("grad_norm")
         if not math.isfinite(loss):
             self._stop(control, state.global_step, f"the training loss became {loss} at step {state.global_step}")
+        elif grad_norm is not None and not math.isfinite(grad_norm):
+            self._stop(control, state.global_step, f"the training loss' gradient norm became {grad_norm} at step "
+                                                   f"{state.global_step} (the weights are no longer finite)")
         elif self.seen > self.warmup_logs and self.spike_factor and loss > self.spike_factor * self.lowest:
             self._stop(control, state.global_step, f"the training loss spiked to {loss:.4g} at step {state.global_step}, "
                                                    f"over {self.spike_factor:g} x the lowest so far ({self.lowest:.4g})")

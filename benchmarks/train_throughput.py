@@ -1,0 +1,106 @@
+"""Training throughput: `toolkit train` against a plain TRL script on the same model, data and recipe.
+
+    .venv/bin/python benchmarks/train_throughput.py [--epochs 1] [--steps N]
+
+It trains on the base in artifacts/base (on a GPU it uses bf16, paged AdamW and checkpointing as
+the baseline recipe says). The issue's GPU check on a Llama-3.1-8B-shaped model was not run: no
+GPU was lent (see docs/benchmarks.md).
+
+The plain baseline is issue #4's: SFTTrainer with LoRA r=16, alpha=16, dropout 0.05 on the q/k/v/o/
+gate/up/down projections, per-device batch 4, no packing; on a GPU also paged AdamW 32-bit, gradient
+checkpointing and bf16. The toolkit side runs `toolkit.train.run.train_adapter` with the same
+recipe (and its checkpointing, validation, metering and dvclive curves on). Both count non-padding
+input tokens per second of training wall time. Needs a completed pipeline in the working tree (the
+base and the validated splits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def plain_trl(base: Path, train_file: Path, epochs: float, on_gpu: bool, max_steps: int) -> dict:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if on_gpu else torch.float32)
+    rows = [json.loads(line) for line in train_file.read_text().splitlines()]
+    with tempfile.TemporaryDirectory() as out:
+        args = SFTConfig(output_dir=out, per_device_train_batch_size=4, num_train_epochs=epochs, max_steps=max_steps,
+                         learning_rate=2e-4, logging_steps=10, save_strategy="no", report_to="none",
+                         optim="paged_adamw_32bit" if on_gpu else "adamw_torch", gradient_checkpointing=on_gpu,
+                         bf16=on_gpu, use_cpu=not on_gpu, packing=False, max_length=2048,
+                         include_num_input_tokens_seen="non_padding")
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                             peft_config=LoraConfig(r=16, lora_alpha=16, lora_dropout=0.05, target_modules=TARGETS,
+                                                    task_type="CAUSAL_LM"))
+        started = time.perf_counter()
+        result = trainer.train()
+        wall = time.perf_counter() - started
+    tokens = int(trainer.state.num_input_tokens_seen)
+    return {"steps": result.global_step, "tokens": tokens, "wall_s": round(wall, 2), "tokens_per_s": round(tokens / wall, 1)}
+
+
+def toolkit_run(project: Path, base: Path, epochs: float, max_steps: int) -> dict:
+    from toolkit.config import Params
+    from toolkit.train.base_stage import run_base
+    from toolkit.train.run import train_adapter
+
+    params = Params.model_validate({"base": {"model": str(base)}, "train": {
+        "epochs": epochs, "batch_size": 4, "learning_rate": 2e-4, "max_length": 2048, "warmup_steps": 0,
+        "lora": {"r": 16, "alpha": 16, "dropout": 0.05, "target_modules": TARGETS},
+        "checkpoint_steps": max(max_steps // 4, 10) if max_steps > 0 else 50}})
+    cwd = Path.cwd()
+    os.chdir(project)
+    try:
+        run_base(params, progress=False)
+        report, _ = train_adapter(params)
+    finally:
+        os.chdir(cwd)
+    return {"steps": report.optimizer_steps, "tokens": report.tokens_seen, "wall_s": report.wall_time_s,
+            "tokens_per_s": report.tokens_per_s, "peak_memory_gb": report.peak_memory_gb, "mfu": report.mfu}
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, default=-1, help="max optimizer steps (-1: the epochs)")
+    parser.add_argument("--out", default="benchmarks/results/train_throughput.json")
+    args = parser.parse_args()
+    on_gpu = torch.cuda.is_available()
+    base = REPO / "artifacts/base"
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        shutil.copytree(REPO / "artifacts/data", project / "artifacts/data")
+        train_file = project / "artifacts/data/train.jsonl"
+        baseline = plain_trl(base, train_file, args.epochs, on_gpu, args.steps)
+        ours = toolkit_run(project, base, args.epochs, args.steps)
+    device = torch.cuda.get_device_name(0) if on_gpu else f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    result = {"device": device, "model": "builtin tiny Llama (0.98M)", "torch": torch.__version__,
+              "plain_trl": baseline, "toolkit": ours, "ratio": round(ours["tokens_per_s"] / baseline["tokens_per_s"], 3),
+              "command": "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:])}
+    print(json.dumps(result, indent=2))
+    (REPO / args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""The train stage on a tiny random Llama: every objective and adapter, resume after SIGKILL,
+divergence, early stopping, metering, dvclive curves, and a 2-process data-parallel run."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import BIN, REPO, run_in
+from toolkit.config import Params
+from toolkit.errors import ConfigError, TrainingDiverged, UnsupportedHardwareError
+
+TICKETS = [("my router is broken", "technical"), ("I was charged twice", "billing"), ("parcel is late", "shipping"),
+           ("cannot log in", "account"), ("kettle will not start", "technical"), ("refund missing", "billing"),
+           ("box arrived crushed", "shipping"), ("password reset fails", "account")]
+
+
+def _sft_rows(n: int, offset: int = 0) -> list[dict]:
+    rows = []
+    for i in range(n):
+        text, label = TICKETS[(i + offset) % len(TICKETS)]
+        rows.append({"messages": [{"role": "system", "content": "Triage."},
+                                  {"role": "user", "content": f"{text} (#{i + offset})"},
+                                  {"role": "assistant", "content": f'{{"category": "{label}"}}'}]})
+    return rows
+
+
+def _preference_rows(n: int) -> list[dict]:
+    return [{"prompt": r["messages"][:2], "chosen": [r["messages"][2]],
+             "rejected": [{"role": "assistant", "content": "I do not know."}]} for r in _sft_rows(n)]
+
+
+def _kto_rows(n: int) -> list[dict]:
+    rows = []
+    for i, r in enumerate(_sft_rows(n)):
+        good = i % 2 == 0
+        rows.append({"prompt": r["messages"][:2], "completion": [r["messages"][2] if good else
+                     {"role": "assistant", "content": "I do not know."}], "label": good})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tiny_tokenizer, tmp_path_factory) -> Path:
+    """A 2-layer random Llama with the builtin tokenizer and chat template, saved as safetensors."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny_base")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def make_project(root: Path, tiny_base: Path, rows: list[dict], validation: list[dict] | None = None,
+                 **train) -> Params:
+    """A project with the tiny base resolved by the base stage and the given validated splits."""
+    from toolkit.train.base_stage import run_base
+
+    data = root / "artifacts/data"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (data / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (validation or [])))
+    settings = {"epochs": 3, "batch_size": 4, "learning_rate": 0.01, "warmup_steps": 0, "max_length": 64,
+                "logging_steps": 1, "checkpoint_steps": 5, "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, **train}
+    raw = {"base": {"model": str(tiny_base)}, "train": settings}
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    params = Params.model_validate(raw)
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        run_base(params, progress=False)
+    finally:
+        os.chdir(cwd)
+    return params
+
+
+def train_in(root: Path, params: Params):
+    from toolkit.train.run import train_adapter
+
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        return train_adapter(params)
+    finally:
+        os.chdir(cwd)
+
+
+def test_sft_reduces_the_loss_and_the_saved_adapter_reloads_to_identical_logits(tmp_path, tiny_base):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    params = make_project(tmp_path, tiny_base, _sft_rows(32), _sft_rows(8, offset=100), epochs=6)
+    report, model = train_in(tmp_path, params)
+    # A 2-layer, 32-wide random model learns slowly through rank-4 adapters: 6.00 -> about 5.5 in 48 steps.
+    assert report.method == "sft" and report.final_loss < report.first_loss - 0.25
+    assert report.optimizer_steps == 48 and report.best_step is not None and report.checkpoint_steps == 5
+    assert report.tokens_seen > 0 and report.tokens_per_s > 0 and report.peak_memory_gb > 0
+    assert report.device_kind == "cpu" and report.world_size == 1 and report.gpu_hours == 0 and report.mfu is None
+    adapter = tmp_path / "artifacts/adapter"
+    assert (adapter / "adapter_model.safetensors").is_file() and not list(adapter.rglob("*.bin"))
+    assert not (adapter / "ref").exists()
+    # Reloaded from disk onto a fresh base: the very same logits as the model in memory.
+    ids = torch.tensor([[5, 17, 42, 99, 7, 3]])
+    model.eval()
+    with torch.no_grad():
+        in_memory = model(input_ids=ids).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_base, use_safetensors=True)
+        reloaded = PeftModel.from_pretrained(base, adapter).eval()(input_ids=ids).logits
+    assert torch.equal(in_memory, reloaded)
+    # Loss curves for `dvc plots`, written by dvclive without touching dvc.yaml.
+    curve = (tmp_path / "dvclive/train/plots/metrics/train/loss.tsv").read_text().splitlines()
+    assert curve[0].split("\t")[:2] == ["step", "loss"] and len(curve) > 10
+    assert (tmp_path / "dvclive/train/plots/metrics/validation/loss.tsv").is_file()
+    assert not (tmp_path / "dvc.yaml").exists()
+    assert not (tmp_path / ".cache/train").exists() or not any((tmp_path / ".cache/train").iterdir())
+
+
+@pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])
+def test_dpo_reduces_the_loss(tmp_path, tiny_base, loss_type):
+    params = make_project(tmp_path, tiny_base, _preference_rows(32), method="dpo", epochs=4,
+                          preference={"loss_type": loss_type, "beta": 0.1})
+    report, _ = train_in(tmp_path, params)
+    assert report.method == "dpo" and report.objective["loss_type"] == loss_type
+    assert report.final_loss < report.first_loss
+    assert (tmp_path / "artifacts/adapter/adapter_model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("method, rows", [("kto", _kto_rows(16)), ("orpo", _preference_rows(16))])
+def test_kto_and_orpo_complete(tmp_path, tiny_base, method, rows):
+    params = make_project(tmp_path, tiny_base, rows, method=method, epochs=1)
+    report, _ = train_in(tmp_path, params)
+    assert report.method == method and report.optimizer_steps == 4
+    assert (tmp_path / "artifacts/adapter/adapter_model.safetensors").is_file()
+
+
+def test_dpo_continues_an_sft_adapter_and_ships_only_the_trained_copy(tmp_path, tiny_base):
+    sft_root, dpo_root = tmp_path / "sft", tmp_path / "dpo"
+    train_in(sft_root, make_project(sft_root, tiny_base, _sft_rows(16), epochs=1))
+    shutil.copytree(sft_root / "artifacts/adapter", tmp_path / "sft_adapter")
+    params = make_project(dpo_root, tiny_base, _preference_rows(16), method="dpo", epochs=1,
+                          init_adapter=str(tmp_path / "sft_adapter"))
+    report, _ = train_in(dpo_root, params)
+    assert report.adapter["init_adapter"] == str(tmp_path / "sft_adapter")
+    saved = dpo_root / "artifacts/adapter"
+    assert (saved / "adapter_model.safetensors").is_file() and not (saved / "ref").exists()
+    assert (saved / "adapter_model.safetensors").read_bytes() != (tmp_path / "sft_adapter/adapter_model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("adapter, lora, flag", [("dora", {}, "use_dora"), ("lora", {"rslora": True}, "use_rslora")])
+def test_dora_and_rslora_give_loadable_adapters(tmp_path, tiny_base, adapter, lora, flag):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    params = make_project(tmp_path, tiny_base, _sft_rows(8), adapter=adapter, epochs=1,
+                          lora={"r": 4, "alpha": 8, "dropout": 0.0, **lora})
+    train_in(tmp_path, params)
+    saved = tmp_path / "artifacts/adapter"
+    assert json.loads((saved / "adapter_config.json").read_text())[flag] is True
+    base = AutoModelForCausalLM.from_pretrained(tiny_base, use_safetensors=True)
+    assert PeftModel.from_pretrained(base, saved).peft_config["default"].__getattribute__(flag) is True
+
+
+def test_qlora_on_cpu_stops_at_once_with_a_clear_message(tmp_path, tiny_base):
+    params = make_project(tmp_path, tiny_base, _sft_rows(8), adapter="qlora")
+    with pytest.raises(UnsupportedHardwareError, match="needs a CUDA GPU") as error:
+        train_in(tmp_path, params)
+    assert error.value.exit_code == 2 and not (tmp_path / "artifacts/adapter").exists()
+    result = run_in(tmp_path, "toolkit", "train")
+    assert result.returncode == 2 and "qlora" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_method_and_data_must_match(tmp_path, tiny_base):
+    params = make_project(tmp_path, tiny_base, _sft_rows(8), method="dpo")
+    with pytest.raises(ConfigError, match="train.method dpo needs preference pairs, but the validated data is "
+                                          r"conversations \(SFT\); use method sft"):
+        train_in(tmp_path, params)
+
+
+def test_a_diverging_run_stops_with_a_report_and_no_adapter(tmp_path, tiny_base):
+    params = make_project(tmp_path, tiny_base, _sft_rows(32), learning_rate=50.0, epochs=3,
+                          divergence_spike_factor=2.0)
+    with pytest.raises(TrainingDiverged, match="training stopped: the training loss") as error:
+        train_in(tmp_path, params)
+    assert error.value.exit_code == 1
+    diverged = json.loads((tmp_path / "reports/train_diverged.json").read_text())
+    assert diverged["diverged"] and diverged["step"] < 24 and diverged["reason"].startswith("the training loss")
+    assert not (tmp_path / "artifacts/adapter").exists() and not (tmp_path / "reports/train.json").exists()
+
+
+def test_early_stopping_releases_the_best_checkpoint(tmp_path, tiny_base):
+    # Validation answers contradict the training answers: validation loss rises as training fits.
+    contradicting = [{"messages": r["messages"][:2] + [{"role": "assistant", "content": "banana"}]}
+                     for r in _sft_rows(8)]
+    params = make_project(tmp_path, tiny_base, _sft_rows(32), contradicting, epochs=10, checkpoint_steps=4,
+                          early_stopping_patience=1, learning_rate=0.02)
+    report, _ = train_in(tmp_path, params)
+    assert report.stopped_early and report.optimizer_steps < 80
+    assert report.best_step < report.optimizer_steps
+    assert report.validation_loss == report.best_validation_loss
+
+
+def _checkpoints(root: Path) -> list[Path]:
+    return sorted(root.glob(".cache/train/*/checkpoint-*/trainer_state.json"))
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint_with_the_same_step_count(tmp_path, tiny_base):
+    rows = _sft_rows(48)
+    reference_root, killed_root = tmp_path / "reference", tmp_path / "killed"
+    reference = make_project(reference_root, tiny_base, rows, epochs=8, checkpoint_steps=6)
+    expected, _ = train_in(reference_root, reference)
+    make_project(killed_root, tiny_base, rows, epochs=8, checkpoint_steps=6)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    process = subprocess.Popen([str(BIN / "toolkit"), "train"], cwd=killed_root, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not _checkpoints(killed_root) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed; make it longer"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed_root / "reports/train.json").exists()
+    resumed = run_in(killed_root, "toolkit", "train", check=True)
+    report = json.loads((killed_root / "reports/train.json").read_text())
+    assert report["resumed_from_step"] and report["resumed_from_step"] % 6 == 0
+    assert report["optimizer_steps"] == expected.optimizer_steps == 96
+    assert f"resumed at step {report['resumed_from_step']}" in resumed.stdout
+    assert report["previous_wall_time_s"] > 0
+
+
+def test_two_process_data_parallel_run_under_accelerate(tmp_path, tiny_base):
+    make_project(tmp_path, tiny_base, _sft_rows(32), epochs=2)
+    # The shipped DDP config; without GPUs its processes train on the CPU over gloo.
+    result = run_in(tmp_path, str(BIN / "accelerate"), "launch", "--config_file", str(REPO / "docs/accelerate/ddp.yaml"),
+                    "--num_processes", "2", str(BIN / "toolkit"), "train")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "reports/train.json").read_text())
+    # The global batch is twice the per-device batch: half the steps of one process.
+    assert report["world_size"] == 2 and report["optimizer_steps"] == 8
+    assert (tmp_path / "artifacts/adapter/adapter_model.safetensors").is_file()
+    assert result.stdout.count("train (sft, lora)") == 1   # only the main process reports

@@ -1,0 +1,64 @@
+"""`toolkit publish`: push a verified release bundle to a Hugging Face Hub model repository.
+
+Only a bundle that passes every `toolkit verify` check is published. The repository gets the
+adapter files and the model card at its root (so `PeftModel.from_pretrained(base, repo)` and the
+Hub's card rendering work) and the whole bundle, manifest included, under `release/`, so a reader
+of the Hub copy can verify it too. The token comes from the environment (HF_TOKEN) or the
+huggingface_hub login, never from params.yaml, and is written nowhere.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from toolkit.errors import ConfigError, ServiceError, VerificationFailed
+from toolkit.governance.release import MANIFEST, RELEASE_INFO
+from toolkit.governance.verify import verify_bundle
+
+RELEASE_FOLDER = "release"
+
+
+def hub_layout(bundle: Path, target: Path) -> None:
+    """The files as the Hub repository holds them."""
+    for item in (bundle / "adapter").iterdir():
+        if item.is_file():
+            shutil.copy2(item, target / item.name)
+    shutil.copy2(bundle / "model_card" / "README.md", target / "README.md")
+    shutil.copytree(bundle, target / RELEASE_FOLDER)
+
+
+def publish_to_hub(bundle: Path, repo: str | None, *, private: bool = True, endpoint: str | None = None,
+                   ledger: Path | None = None) -> dict:
+    if not repo:
+        raise ConfigError("no Hub repository: set release.hub.repo (owner/name) or pass --repo",
+                          file="params.yaml", key="release.hub.repo")
+    if not (bundle / MANIFEST).is_file():
+        raise ConfigError(f"{bundle} is not a release bundle (no {MANIFEST})", key="BUNDLE")
+    failed = [check for check in verify_bundle(bundle, ledger) if not check.ok]
+    if failed:
+        raise VerificationFailed(f"refusing to publish {bundle}: {len(failed)} verification check(s) failed: "
+                                 + "; ".join(f"{c.name}: {c.detail}" for c in failed))
+    info = json.loads((bundle / RELEASE_INFO).read_text(encoding="utf-8"))
+    gate = "gate passed" if info["gate_passed"] else f"gate overridden: {info['override']['reason']}"
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(endpoint=endpoint)
+    with tempfile.TemporaryDirectory(prefix="toolkit-publish-") as tmp:
+        staging = Path(tmp)
+        hub_layout(bundle, staging)
+        try:
+            api.create_repo(repo, private=private, exist_ok=True, repo_type="model")
+            commit = api.upload_folder(repo_id=repo, folder_path=staging, repo_type="model",
+                                       commit_message=f"Release v{info['version']} ({gate})",
+                                       commit_description=f"Manifest SHA-256 of the bundle: see {RELEASE_FOLDER}/{MANIFEST}; "
+                                                          f"base model {info['base_model']}; policy {info['policy']}.")
+        except HfHubHTTPError as exc:
+            raise ServiceError(f"the Hub refused the upload to {repo}: {exc}") from None
+        files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+    return {"repo": repo, "version": info["version"], "commit_url": commit.commit_url, "commit_oid": commit.oid,
+            "files": len(files), "private": private}

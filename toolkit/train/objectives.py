@@ -1,0 +1,55 @@
+"""Training objectives: which TRL trainer and config each `train.method` uses, and the data it needs.
+
+- sft: SFTTrainer on conversations (loss on assistant tokens only for chat data);
+- dpo: DPOTrainer on preference pairs (loss_type ["sigmoid"], or ["ipo"] for IPO; beta); with a
+  PEFT model the reference is the model with the adapter switched off, so no second copy loads;
+- kto: KTOTrainer on prompt/completion/label feedback;
+- orpo: ORPOTrainer (trl.experimental) on preference pairs, no reference model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from toolkit.config import TrainParams
+
+DATA_KIND = {"sft": "sft", "dpo": "preference", "orpo": "preference", "kto": "kto"}
+KIND_WORDS = {"sft": "conversations (SFT)", "preference": "preference pairs", "kto": "KTO feedback"}
+
+
+def data_kind(row: dict) -> str:
+    if "messages" in row:
+        return "sft"
+    return "preference" if "chosen" in row else "kto"
+
+
+@dataclass(frozen=True)
+class Objective:
+    method: str
+    config_cls: type
+    trainer_cls: type
+    extra_config: dict
+
+
+def objective(cfg: TrainParams) -> Objective:
+    pref = cfg.preference
+    if cfg.method == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        return Objective("sft", SFTConfig, SFTTrainer, {
+            "assistant_only_loss": cfg.assistant_only_loss,
+            "packing": cfg.packing == "bfd",
+            **({"packing_strategy": "bfd"} if cfg.packing == "bfd" else {}),
+        })
+    if cfg.method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        return Objective("dpo", DPOConfig, DPOTrainer, {"beta": pref.beta, "loss_type": [pref.loss_type]})
+    if cfg.method == "kto":
+        from trl import KTOConfig, KTOTrainer
+
+        return Objective("kto", KTOConfig, KTOTrainer, {"beta": pref.beta, "desirable_weight": pref.desirable_weight,
+                                                         "undesirable_weight": pref.undesirable_weight})
+    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+    return Objective("orpo", ORPOConfig, ORPOTrainer, {"beta": pref.beta})

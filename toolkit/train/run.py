@@ -1,0 +1,298 @@
+"""The train stage: validated data -> a PEFT adapter and a usage record, through TRL + PEFT.
+
+One code path for every objective (SFT, DPO/IPO, KTO, ORPO) and adapter (LoRA, rsLoRA, DoRA,
+QLoRA). The run checkpoints every `train.checkpoint_steps` optimizer steps into
+.cache/train/<run key>/ and evaluates the validation loss there; a killed run started again with
+the same settings and data resumes from the last complete checkpoint. Early stopping watches the
+validation loss and the best checkpoint is the adapter written. A NaN/inf or spiking loss stops the
+run with reports/train_diverged.json and no adapter. Runs unchanged under `accelerate launch`
+(data-parallel); only the main process writes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from toolkit.config import Params
+from toolkit.errors import ConfigError, DataError, TrainingDiverged
+from toolkit.files import atomic_write_json, read_jsonl, sha256_path, sha256_text
+from toolkit.layout import ADAPTER_DIR, SPLIT_FILES, report_path
+from toolkit.reports import BaseModelReport, TrainReport, digests, read_report, write_report
+from toolkit.train.adapters import lora_config, optimizer_name, quantization_config, require_hardware
+from transformers import TrainerCallback
+
+from toolkit.train.callbacks import DivergenceGuard, LossCurves, peak_memory_gb
+from toolkit.train.metering import devices, model_flops_utilisation
+from toolkit.train.objectives import DATA_KIND, KIND_WORDS, data_kind, objective
+
+CHECKPOINT_ROOT = Path(".cache/train")
+LIVE_DIR = Path("dvclive/train")
+DIVERGED_REPORT = Path("reports/train_diverged.json")
+METERING_FILE = "metering.json"
+
+
+def run_train(params: Params) -> TrainReport | None:
+    """The report (None in a non-main data-parallel process)."""
+    return train_adapter(params)[0]
+
+
+def train_adapter(params: Params):
+    """(report, the trained PeftModel in memory); (None, None) in a non-main process."""
+    import torch
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback
+
+    cfg = params.train
+    require_hardware(cfg)   # before anything is loaded: QLoRA without CUDA is a clear exit 2
+    train_rows, validation_rows = _splits(cfg.method)
+    base_report = read_report(report_path("base"), BaseModelReport)
+    run_dir = CHECKPOINT_ROOT / run_key(params, base_report)
+    resume_from = last_complete_checkpoint(run_dir) if cfg.resume else None
+    if not cfg.resume and run_dir.exists():
+        shutil.rmtree(run_dir)
+    previous_wall = _read_metering(run_dir) if resume_from else 0.0
+
+    torch.manual_seed(params.seed)
+    model, tokenizer, peft_config = _model(params)
+    used = devices()
+    on_gpu = used.kind == "cuda"
+    chosen = objective(cfg)
+    has_validation = bool(validation_rows)
+    args = chosen.config_cls(
+        output_dir=str(run_dir),
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_steps,
+        max_length=cfg.max_length,
+        logging_steps=cfg.logging_steps,
+        logging_nan_inf_filter=False,   # a NaN loss must be seen (the divergence guard), not averaged away
+        save_strategy="steps",
+        save_steps=cfg.checkpoint_steps,
+        save_total_limit=2,     # the best and the last (load_best_model_at_end never deletes the best)
+        eval_strategy="steps" if has_validation else "no",
+        eval_steps=cfg.checkpoint_steps,
+        load_best_model_at_end=has_validation,
+        metric_for_best_model="eval_loss" if has_validation else None,
+        greater_is_better=False if has_validation else None,
+        report_to="none",
+        seed=params.seed,
+        data_seed=params.seed,
+        use_cpu=not on_gpu,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=cfg.gradient_checkpointing == "on" or (cfg.gradient_checkpointing == "auto" and on_gpu),
+        optim=optimizer_name(cfg),
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+        disable_tqdm=None,
+        **chosen.extra_config,
+    )
+    guard = DivergenceGuard(cfg.divergence_spike_factor)
+    meter = _WallMeter(run_dir, previous_wall)
+    callbacks: list[TrainerCallback] = [guard, meter, LossCurves(LIVE_DIR, resume=resume_from is not None)]
+    if has_validation and cfg.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    trainer = chosen.trainer_cls(
+        model=model, args=args, processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(validation_rows) if has_validation else None,
+    )
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    wall = time.perf_counter() - started
+    main_process = trainer.is_world_process_zero()
+    if guard.reason:
+        if main_process:
+            _write_diverged(params, guard, trainer)
+        raise TrainingDiverged(f"training stopped: {guard.reason}; no adapter was written "
+                               f"(see {DIVERGED_REPORT}). Lower train.learning_rate or check the data.")
+    trainer.accelerator.wait_for_everyone()
+    if not main_process:
+        return None, None   # the main process writes the adapter and the report
+
+    peft_model = trainer.accelerator.unwrap_model(trainer.model)
+    # A DPO/KTO run on a pre-trained adapter carries a frozen "ref" copy: only the trained one ships.
+    peft_model.save_pretrained(ADAPTER_DIR, safe_serialization=True, selected_adapters=["default"])
+    tokenizer.save_pretrained(ADAPTER_DIR)
+    report = _report(params, cfg, trainer, result, wall, meter, resume_from, used, base_report,
+                     len(train_rows), len(validation_rows), tokenizer)
+    write_report(report)
+    shutil.rmtree(run_dir, ignore_errors=True)   # finished: a re-run starts afresh
+    return report, peft_model
+
+
+def _splits(method: str) -> tuple[list[dict], list[dict]]:
+    train_file = SPLIT_FILES["train"]
+    train_rows = list(read_jsonl(train_file)) if train_file.is_file() else []
+    if not train_rows:
+        raise DataError("no training records; run the validate stage first", file=str(train_file))
+    kind = data_kind(train_rows[0])
+    if DATA_KIND[method] != kind:
+        suitable = [m for m, k in DATA_KIND.items() if k == kind]
+        raise ConfigError(f"train.method {method} needs {KIND_WORDS[DATA_KIND[method]]}, but the validated data is "
+                          f"{KIND_WORDS[kind]}; use method {' or '.join(suitable)}, or point data.path at "
+                          f"{KIND_WORDS[DATA_KIND[method]]}", file="params.yaml", key="train.method")
+    validation_file = SPLIT_FILES["validation"]
+    validation_rows = list(read_jsonl(validation_file)) if validation_file.is_file() else []
+    return train_rows, validation_rows
+
+
+def _model(params: Params):
+    """(model, tokenizer, peft_config): a fresh adapter from the config, or `init_adapter` to continue."""
+    import torch
+    from peft import PeftModel, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from toolkit.train.base_stage import base_model_path, load_base
+
+    cfg = params.train
+    quantization = quantization_config(cfg)
+    if quantization is not None:
+        path = base_model_path()
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=params.base.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path, quantization_config=quantization, dtype=torch.bfloat16,
+                                                     use_safetensors=True,
+                                                     trust_remote_code=params.base.trust_remote_code)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing != "off")
+    else:
+        model, tokenizer = load_base(params, for_training=True)
+    if not cfg.init_adapter:
+        return model, tokenizer, lora_config(cfg)
+    adapter = Path(cfg.init_adapter)
+    if (adapter / "adapter").is_dir():   # a release bundle
+        adapter = adapter / "adapter"
+    if not (adapter / "adapter_config.json").is_file():
+        raise ConfigError(f"{adapter} is not a PEFT adapter folder (no adapter_config.json)", file="params.yaml",
+                          key="train.init_adapter")
+    return PeftModel.from_pretrained(model, adapter, is_trainable=True), tokenizer, None
+
+
+def run_key(params: Params, base_report: BaseModelReport) -> str:
+    """Checkpoints are only resumed by a run with the same settings, data and base."""
+    train = params.section("train")
+    for volatile in ("resume", "logging_steps"):
+        train.pop(volatile)
+    key = {"train": train, "seed": params.seed, "base": base_report.outputs,
+           "data": {name: sha256_path(SPLIT_FILES[name]) for name in ("train", "validation")
+                    if SPLIT_FILES[name].is_file()},
+           "init_adapter": sha256_path(params.train.init_adapter) if params.train.init_adapter else None}
+    return sha256_text(json.dumps(key, sort_keys=True))[:16]
+
+
+def last_complete_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint with its trainer state and optimizer written; a newer, half-written one
+    (the run was killed while saving) is removed."""
+    if not run_dir.is_dir():
+        return None
+    checkpoints = sorted((p for p in run_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                         key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for checkpoint in checkpoints:
+        if (checkpoint / "trainer_state.json").is_file() and (checkpoint / "optimizer.pt").is_file():
+            return checkpoint
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
+
+
+class _WallMeter(TrainerCallback):
+    """Wall time of this process, plus that of interrupted runs up to their last checkpoint (kept
+    beside the checkpoints), for GPU-hours; and the step and token count a resumed run started at."""
+
+    def __init__(self, run_dir: Path, previous_wall: float):
+        self.run_dir, self.previous = run_dir, previous_wall
+        self.started = time.perf_counter()
+        self.tokens_at_start: int | None = None
+        self.resumed_step: int | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.tokens_at_start = int(state.num_input_tokens_seen or 0)
+        self.resumed_step = state.global_step or None
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            atomic_write_json(self.run_dir / METERING_FILE, {"wall_s": self.total_wall()})
+
+    def total_wall(self) -> float:
+        return round(self.previous + time.perf_counter() - self.started, 2)
+
+
+def _read_metering(run_dir: Path) -> float:
+    path = run_dir / METERING_FILE
+    return float(json.loads(path.read_text())["wall_s"]) if path.is_file() else 0.0
+
+
+def _write_diverged(params: Params, guard: DivergenceGuard, trainer) -> None:
+    losses = [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
+    atomic_write_json(DIVERGED_REPORT, {"stage": "train", "diverged": True, "reason": guard.reason,
+                                        "step": guard.step, "params": {"train": params.section("train")},
+                                        "loss_history": [{k: (v if v == v else "nan") for k, v in row.items()}
+                                                         for row in losses]})
+
+
+def _report(params, cfg, trainer, result, wall, meter, resume_from, used, base_report,
+            n_train, n_validation, tokenizer) -> TrainReport:
+    peft_model = trainer.accelerator.unwrap_model(trainer.model)
+    trainable = sum(p.numel() for n, p in peft_model.named_parameters() if p.requires_grad)
+    total = sum(p.numel() for n, p in peft_model.named_parameters() if ".ref." not in n)
+    history = trainer.state.log_history
+    losses = [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h]
+    evals = [h for h in history if "eval_loss" in h]
+    tokens = int(trainer.state.num_input_tokens_seen or 0) or int(
+        next((h["num_tokens"] for h in reversed(history) if "num_tokens" in h), 0))
+    tokens_this_run = tokens - (meter.tokens_at_start or 0)
+    tokens_per_s = round(tokens_this_run / wall, 1) if wall else 0.0
+    world_size = trainer.args.world_size
+    best = trainer.state.best_model_checkpoint
+    finals = {k: v for k, v in (evals[-1] if evals else {}).items() if k.startswith("eval_") and "runtime" not in k
+              and "per_second" not in k}
+    previous_wall = meter.previous if resume_from else 0.0
+    gpu_count = used.count if used.kind == "cuda" else 0
+    return TrainReport(
+        params={"train": params.section("train"), "seed": params.seed},
+        inputs=digests([SPLIT_FILES["train"], SPLIT_FILES["validation"], report_path("base")]
+                       + ([Path(cfg.init_adapter)] if cfg.init_adapter else [])),
+        outputs=digests([ADAPTER_DIR]),
+        method=cfg.method,
+        adapter_type=cfg.adapter,
+        base_model=base_report.model,
+        trainable_parameters=trainable,
+        total_parameters=total,
+        train_records=n_train,
+        validation_records=n_validation,
+        epochs=cfg.epochs,
+        optimizer_steps=result.global_step,
+        tokens_seen=tokens,
+        wall_time_s=round(wall, 2),
+        tokens_per_s=tokens_per_s,
+        device=used.describe(),
+        first_loss=losses[0]["loss"] if losses else None,
+        final_loss=losses[-1]["loss"] if losses else None,
+        validation_loss=trainer.state.best_metric if best else (evals[-1]["eval_loss"] if evals else None),
+        loss_history=losses,
+        chat_template_sha256=sha256_text(tokenizer.chat_template) if tokenizer.chat_template else None,
+        device_kind=used.kind,
+        device_count=used.count,
+        device_memory_gib=used.memory_gib,
+        world_size=world_size,
+        gpu_hours=round((wall + previous_wall) * gpu_count / 3600, 4),
+        peak_memory_gb=peak_memory_gb(),
+        mfu=model_flops_utilisation(total, tokens_per_s, used, world_size),
+        adapter={"type": cfg.adapter, "r": cfg.lora.r, "alpha": cfg.lora.alpha, "rslora": cfg.lora.rslora,
+                 "dora": cfg.adapter == "dora", "target_modules": cfg.lora.target_modules,
+                 "quantization": "nf4 double-quant, bf16 compute" if cfg.adapter == "qlora" else None,
+                 "init_adapter": cfg.init_adapter},
+        objective={"method": cfg.method, **({"beta": cfg.preference.beta} if cfg.method != "sft" else {}),
+                   **({"loss_type": cfg.preference.loss_type} if cfg.method == "dpo" else {}),
+                   "final_eval": {k: round(v, 6) for k, v in finals.items() if isinstance(v, (int, float))},
+                   "optimizer": trainer.args.optim.value if hasattr(trainer.args.optim, "value") else str(trainer.args.optim)},
+        resumed_from_step=meter.resumed_step,
+        previous_wall_time_s=previous_wall,
+        checkpoint_steps=cfg.checkpoint_steps,
+        best_step=int(best.rsplit("-", 1)[-1]) if best else None,
+        best_validation_loss=trainer.state.best_metric if best else None,
+        stopped_early=result.global_step < trainer.state.max_steps,
+    )
