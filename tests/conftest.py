@@ -48,6 +48,20 @@ def run_in(project: Path, *args: str, check: bool = False) -> subprocess.Complet
     return result
 
 
+def tiny_random_llama(tokenizer, hidden_size: int, max_positions: int):
+    """A 2-layer Llama with random weights (seeded) over the given tokenizer: for tests that need a
+    real model but not a trained one."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                         max_position_embeddings=max_positions, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    return LlamaForCausalLM(config)
+
+
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
     """Run a test with a temporary project root as the working directory, with the repo's policies."""

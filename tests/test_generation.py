@@ -2,22 +2,17 @@
 
 import pytest
 
+from conftest import tiny_random_llama
 from toolkit.evals.generation import adapter_disabled, generate, render_prompts
 
 
 @pytest.fixture(scope="module")
 def tiny_model_and_tokenizer(tiny_tokenizer):
-    import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    base = LlamaForCausalLM(config).eval()
+    base = tiny_random_llama(tokenizer, hidden_size=64, max_positions=256).eval()
     model = get_peft_model(base, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
     return model.eval(), tokenizer
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, REPO, run_in
+from conftest import BIN, REPO, run_in, tiny_random_llama
 from toolkit.config import Params
 from toolkit.errors import ConfigError, TrainingDiverged, UnsupportedHardwareError
 
@@ -48,17 +48,11 @@ def _kto_rows(n: int) -> list[dict]:
 @pytest.fixture(scope="session")
 def tiny_base(tiny_tokenizer, tmp_path_factory) -> Path:
     """A 2-layer random Llama with the builtin tokenizer and chat template, saved as safetensors."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
     folder = tmp_path_factory.mktemp("tiny_base")
     tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    tiny_random_llama(tokenizer, hidden_size=32, max_positions=128).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
 
