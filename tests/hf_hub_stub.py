@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class HubState:
     repos: dict[str, dict] = field(default_factory=dict)          # repo id -> {"private": bool, "files": {path: bytes}}
     commits: list[dict] = field(default_factory=list)
+    validated_cards: list[dict] = field(default_factory=list)   # README front matter the client sent for checking
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, authorization)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -65,13 +66,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._record()
         body = self._body()
         parts = self.path.split("?")[0].strip("/").split("/")
+        if parts == ["api", "validate-yaml"]:   # the client checks a README's metadata before committing it
+            import yaml
+
+            content = json.loads(body)["content"]
+            try:
+                metadata = yaml.safe_load(content.split("---", 2)[1]) if content.startswith("---") else {}
+            except yaml.YAMLError as exc:
+                return self._reply(400, {"errors": [{"message": f"invalid YAML: {exc}"}]})
+            with self.state.lock:
+                self.state.validated_cards.append(metadata or {})
+            return self._reply(200, {"errors": [], "warnings": []})
         if parts == ["api", "repos", "create"]:
             request = json.loads(body)
             repo = f"{request.get('organization') or 'publisher'}/{request['name']}"
             with self.state.lock:
                 if repo in self.state.repos:
                     return self._reply(409, {"error": "You already created this model repo", "url": f"/{repo}"})
-                self.state.repos[repo] = {"private": bool(request.get("private")), "files": {}}
+                private = request.get("visibility", "private" if request.get("private") else "public") == "private"
+                self.state.repos[repo] = {"private": private, "files": {}}
             return self._reply(200, {"url": f"http://{self.headers['Host']}/{repo}", "name": repo})
         if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "preupload":
             files = json.loads(body)["files"]

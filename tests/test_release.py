@@ -206,7 +206,10 @@ def test_publish_to_a_hub_repository_with_the_real_client(released, tmp_path):
         params = yaml.safe_load((project / "params.yaml").read_text())
         params["release"]["hub"] = {"repo": "example/support-triage-lora", "private": True, "endpoint": hub.url}
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        offline = run_in(project, "toolkit", "publish", str(bundle))   # the suite runs with HF_HUB_OFFLINE=1
+        assert offline.returncode == 2 and "HF_HUB_OFFLINE is set" in offline.stderr and not hub.state.requests
         os.environ["HF_TOKEN"] = token
+        os.environ["HF_HUB_OFFLINE"] = "0"
         try:
             result = run_in(project, "toolkit", "publish", str(bundle))
             assert result.returncode == 0, result.stdout + result.stderr
@@ -221,6 +224,8 @@ def test_publish_to_a_hub_repository_with_the_real_client(released, tmp_path):
             manifest = json.loads((bundle / "MANIFEST.json").read_text())["files"]
             assert {f"release/{p}" for p in manifest} <= set(files)
             assert hub.state.commits[0]["summary"] == "Release v2 (gate passed)"
+            # The client had the Hub check the card's metadata: the model-index of the bundle's card.
+            assert hub.state.validated_cards[0]["model-index"][0]["results"]
             assert all(auth == f"Bearer {token}" for _, _, auth in hub.state.requests)
 
             # A bundle that no longer verifies is never published.
@@ -234,6 +239,7 @@ def test_publish_to_a_hub_repository_with_the_real_client(released, tmp_path):
             assert len(hub.state.commits) == 1
         finally:
             os.environ.pop("HF_TOKEN", None)
+            os.environ["HF_HUB_OFFLINE"] = "1"
     for path in project.rglob("*"):
         if path.is_file() and path.stat().st_size < 5_000_000:
             assert token.encode() not in path.read_bytes(), path

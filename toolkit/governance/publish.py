@@ -44,8 +44,12 @@ def publish_to_hub(bundle: Path, repo: str | None, *, private: bool = True, endp
     info = json.loads((bundle / RELEASE_INFO).read_text(encoding="utf-8"))
     gate = "gate passed" if info["gate_passed"] else f"gate overridden: {info['override']['reason']}"
 
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import HfHubHTTPError
+
+    if constants.HF_HUB_OFFLINE:
+        raise ConfigError("HF_HUB_OFFLINE is set (the demo and tests set it): publishing needs the Hub; "
+                          "unset it for this command", key="HF_HUB_OFFLINE")
 
     api = HfApi(endpoint=endpoint)
     with tempfile.TemporaryDirectory(prefix="toolkit-publish-") as tmp:
@@ -59,6 +63,8 @@ def publish_to_hub(bundle: Path, repo: str | None, *, private: bool = True, endp
                                                           f"base model {info['base_model']}; policy {info['policy']}.")
         except HfHubHTTPError as exc:
             raise ServiceError(f"the Hub refused the upload to {repo}: {exc}") from None
+        except ValueError as exc:   # the Hub's check of the card's metadata failed
+            raise ServiceError(f"the Hub rejected the model card of {bundle}: {exc}") from None
         files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
     return {"repo": repo, "version": info["version"], "commit_url": commit.commit_url, "commit_oid": commit.oid,
             "files": len(files), "private": private}
