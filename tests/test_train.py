@@ -245,3 +245,7 @@ def test_two_process_data_parallel_run_under_accelerate(tmp_path, tiny_base):
     assert report["world_size"] == 2 and report["optimizer_steps"] == 8
     assert (tmp_path / "artifacts/adapter/adapter_model.safetensors").is_file()
     assert result.stdout.count("train (sft, lora)") == 1   # only the main process reports
+    # ... and only it writes the loss curves: one row per logged step.
+    rows = (tmp_path / "dvclive/train/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]
+    steps = [int(row.split("\t")[0]) for row in rows]
+    assert steps and steps == sorted(set(steps))

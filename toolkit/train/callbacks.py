@@ -45,15 +45,22 @@ class DivergenceGuard(TrainerCallback):
 
 class LossCurves(TrainerCallback):
     """Training and validation loss per step through dvclive, for `dvc plots show` (the project
-    owns dvc.yaml: dvclive must not rewrite it)."""
+    owns dvc.yaml: dvclive must not rewrite it). Only the main process of a data-parallel run
+    writes (dvclive clears its folder when it starts)."""
 
     def __init__(self, directory: Path, resume: bool):
-        from dvclive import Live
+        self.directory, self.resume = directory, resume
+        self.live = None
 
-        self.live = Live(dir=str(directory), dvcyaml=False, save_dvc_exp=False, resume=resume, report=None)
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            from dvclive import Live
+
+            self.live = Live(dir=str(self.directory), dvcyaml=False, save_dvc_exp=False, resume=self.resume,
+                             report=None)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
+        if self.live is None or not logs:
             return
         logged = False
         for key, name in (("loss", "train/loss"), ("eval_loss", "validation/loss"), ("learning_rate", "train/learning_rate")):
@@ -66,7 +73,7 @@ class LossCurves(TrainerCallback):
             self.live.next_step()
 
     def on_train_end(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
+        if self.live is not None:
             self.live.end()
 
 
