@@ -20,7 +20,7 @@ def render_prompts(tokenizer, conversations: Iterable[list[dict]]) -> list[str]:
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
              desc: str = "generating", meter: dict | None = None) -> list[str]:
     """Greedy outputs, batched. `meter`, when given, receives prompt_tokens, new_tokens and wall_s
-    (the measured serving throughput FinOps prices)."""
+    (the measured serving throughput FinOps prices) and each prompt's length in tokens."""
     import time
 
     import torch
@@ -49,7 +49,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
             new_token_count += ids.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in ids else len(ids)
     if meter is not None:
         meter.update(prompt_tokens=sum(len(ids) for ids in encoded), new_tokens=new_token_count,
-                     wall_s=round(time.perf_counter() - started, 3))
+                     wall_s=round(time.perf_counter() - started, 3), prompt_lengths=[len(ids) for ids in encoded])
     return outputs
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.config import CanaryParams, Params, TierParams
-from toolkit.errors import ConfigError, DataError
+from toolkit.errors import DataError
 from toolkit.evals.generation import adapter_disabled, generate, render_prompts
 from toolkit.evals.heldout import PROBE_PROMPTS, load_adapter_model, write_serving_probe
 from toolkit.evals.stats import mcnemar_exact, paired_bootstrap
@@ -43,20 +43,22 @@ def run_tier(params: Params, name: str) -> EvalReport:
     prompts = render_prompts(tokenizer, (item.messages for item in items))
     context_limit = getattr(model.config, "max_position_embeddings", None)
 
-    def run(side: str, side_prompts: list[str], meter: dict | None = None) -> list[str]:
+    meters: dict[str, dict] = {}
+
+    def run(side: str, side_prompts: list[str]) -> list[str]:
+        meters[side] = {}
         return generate(model, tokenizer, side_prompts, suite.max_new_tokens, settings.batch_size,
-                        f"{suite.name}: {side}", meter)
+                        f"{suite.name}: {side}", meters[side])
 
     outputs: dict[str, list[str]] = {}
-    prompted: list[str] = []
     with adapter_disabled(model):
         outputs["base"] = run("base", prompts)
         if settings.prompted_baseline and suite.few_shot:
             prompted = render_prompts(tokenizer, (with_few_shot(item.messages, suite.few_shot) if item.few_shot
                                                   else item.messages for item in items))
-            outputs["prompted"] = run("prompted baseline", prompted)
-    meter: dict = {}
-    outputs["adapter"] = run("adapter", prompts, meter)
+            outputs["prompted"] = run("prompted", prompted)
+    outputs["adapter"] = run("adapter", prompts)
+    meter = meters["adapter"]
     if previous and not previous.get("skipped_reason"):
         model.load_adapter(previous["path"], adapter_name=PREVIOUS_ADAPTER_NAME)
         model.set_adapter(PREVIOUS_ADAPTER_NAME)
@@ -79,7 +81,7 @@ def run_tier(params: Params, name: str) -> EvalReport:
     if suite.tier == "heldout":
         outs.append(write_serving_probe(model, tokenizer, prompts[:PROBE_PROMPTS]))
 
-    prompt_lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts + prompted]
+    prompt_lengths = [n for side in ("base", "prompted") if side in meters for n in meters[side]["prompt_lengths"]]
     template_sha256 = sha256_text(tokenizer.chat_template) if tokenizer.chat_template else None
     trained_with = (read_report(report_path("train"), TrainReport).chat_template_sha256
                     if report_path("train").is_file() else None)
@@ -205,6 +207,7 @@ def previous_adapter(params: Params) -> dict | None:
     """The adapter the canary tier compares against: evaluate.canary.previous_adapter, else the
     registry's last release; None when there is neither (the first release)."""
     from toolkit.governance.release import Registry
+    from toolkit.train.base_stage import adapter_folder
 
     configured = params.evaluate.canary.previous_adapter
     if configured:
@@ -214,11 +217,8 @@ def previous_adapter(params: Params) -> dict | None:
         if latest is None:
             return None
         path, version, source = latest, latest.name.removeprefix("v"), f"registry {params.release.registry}"
-    bundle = path if (path / "adapter").is_dir() else None
-    adapter = bundle / "adapter" if bundle else path
-    if not (adapter / "adapter_config.json").is_file():
-        raise ConfigError(f"{adapter} is not a PEFT adapter folder (no adapter_config.json)",
-                          file="params.yaml", key="evaluate.canary.previous_adapter")
+    adapter = adapter_folder(path, "evaluate.canary.previous_adapter")
+    bundle = adapter.parent if adapter != path else None
     info: dict[str, Any] = {"source": source, "path": adapter.as_posix(), "version": version,
                             "adapter_sha256": sha256_path(adapter)}
     previous_base = bundle / "reports" / "base.json" if bundle else None

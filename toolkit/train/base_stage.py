@@ -97,8 +97,9 @@ def base_model_path() -> Path:
 
 
 def load_pretrained(model_path: Path, *, dtype: str = "float32", trust_remote_code: bool = False,
-                    tokenizer_path: Path | None = None):
-    """(model, tokenizer) from a local folder: safetensors only, remote code off unless asked for."""
+                    tokenizer_path: Path | None = None, quantization_config=None):
+    """(model, tokenizer) from a local folder: safetensors only, remote code off unless asked for;
+    `quantization_config` (a BitsAndBytesConfig) loads the weights quantized."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -106,16 +107,31 @@ def load_pretrained(model_path: Path, *, dtype: str = "float32", trust_remote_co
         raise MissingInputError(f"{model_path}: base model files not found")
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or model_path, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype), use_safetensors=True,
-                                                 trust_remote_code=trust_remote_code)
+                                                 trust_remote_code=trust_remote_code,
+                                                 **({"quantization_config": quantization_config}
+                                                    if quantization_config is not None else {}))
     return model, tokenizer
 
 
-def load_base(params: Params, for_training: bool = False):
-    """(model, tokenizer) of the base resolved by the base stage."""
-    model, tokenizer = load_pretrained(base_model_path(), dtype=params.base.dtype,
-                                       trust_remote_code=params.base.trust_remote_code)
+def load_base(params: Params, for_training: bool = False, quantization_config=None):
+    """(model, tokenizer) of the base resolved by the base stage (4-bit QLoRA: bf16 compute dtype)."""
+    dtype = "bfloat16" if quantization_config is not None else params.base.dtype
+    model, tokenizer = load_pretrained(base_model_path(), dtype=dtype, trust_remote_code=params.base.trust_remote_code,
+                                       quantization_config=quantization_config)
     model.train(for_training)
     return model, tokenizer
+
+
+def adapter_folder(path: str | Path, key: str) -> Path:
+    """The PEFT adapter a configured path names: the folder itself, or a release bundle's adapter/.
+    `key` is the params.yaml key the path came from, for the error."""
+    folder = Path(path)
+    if (folder / "adapter").is_dir():
+        folder = folder / "adapter"
+    if not (folder / "adapter_config.json").is_file():
+        raise ConfigError(f"{folder} is not a PEFT adapter folder (no adapter_config.json)", file="params.yaml",
+                          key=key)
+    return folder
 
 
 def load_with_adapter(base_path: Path, adapter_dir: Path, *, dtype: str = "float32", trust_remote_code: bool = False):

@@ -144,32 +144,19 @@ def _splits(method: str) -> tuple[list[dict], list[dict]]:
 
 def _model(params: Params):
     """(model, tokenizer, peft_config): a fresh adapter from the config, or `init_adapter` to continue."""
-    import torch
     from peft import PeftModel, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from toolkit.train.base_stage import base_model_path, load_base
+    from toolkit.train.base_stage import adapter_folder, load_base
 
     cfg = params.train
+    init_adapter = adapter_folder(cfg.init_adapter, "train.init_adapter") if cfg.init_adapter else None
     quantization = quantization_config(cfg)
+    model, tokenizer = load_base(params, for_training=True, quantization_config=quantization)
     if quantization is not None:
-        path = base_model_path()
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=params.base.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(path, quantization_config=quantization, dtype=torch.bfloat16,
-                                                     use_safetensors=True,
-                                                     trust_remote_code=params.base.trust_remote_code)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing != "off")
-    else:
-        model, tokenizer = load_base(params, for_training=True)
-    if not cfg.init_adapter:
+    if init_adapter is None:
         return model, tokenizer, lora_config(cfg)
-    adapter = Path(cfg.init_adapter)
-    if (adapter / "adapter").is_dir():   # a release bundle
-        adapter = adapter / "adapter"
-    if not (adapter / "adapter_config.json").is_file():
-        raise ConfigError(f"{adapter} is not a PEFT adapter folder (no adapter_config.json)", file="params.yaml",
-                          key="train.init_adapter")
-    return PeftModel.from_pretrained(model, adapter, is_trainable=True), tokenizer, None
+    return PeftModel.from_pretrained(model, init_adapter, is_trainable=True), tokenizer, None
 
 
 def run_key(params: Params, base_report: BaseModelReport) -> str:
