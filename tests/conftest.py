@@ -40,8 +40,8 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def run_in(project: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+def run_in(project: Path, *args: str, check: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {}), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run(list(args), cwd=project, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} exited {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
@@ -71,10 +71,16 @@ def in_tmp(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def completed_pipeline(tmp_path_factory):
+def pipeline_reads(tmp_path_factory) -> Path:
+    """Where the pipeline run of `completed_pipeline` records what each stage read (toolkit.tracing)."""
+    return tmp_path_factory.mktemp("reads")
+
+
+@pytest.fixture(scope="session")
+def completed_pipeline(tmp_path_factory, pipeline_reads):
     """A fresh copy of the repository after one real `dvc repro`. Never modify it: use `pipeline_copy`."""
     root = copy_project(tmp_path_factory.mktemp("project"))
-    result = run_in(root, "dvc", "repro")
+    result = run_in(root, "dvc", "repro", env={"TOOLKIT_TRACE_READS": str(pipeline_reads)})
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     (root / "first_repro.log").write_text(result.stdout)
     return root

@@ -76,7 +76,7 @@ def test_concurrent_appends_keep_one_valid_chain(tmp_path):
 
 
 def test_registry_latest_is_the_last_ledger_entry(tmp_path):
-    from toolkit.governance.release import Registry
+    from toolkit.governance.registry import Registry
 
     registry = Registry(tmp_path)
     assert registry.latest() is None

@@ -78,7 +78,9 @@ def test_bundle_contents_and_clean_verify(released):
     assert info["serving"]["logits_match"] and info["serving"]["logit_max_abs_diff"] <= 1e-4
     result = _verify(released, bundle)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("[PASS]") == 7
+    assert result.stdout.count("[PASS]") == 9 and "[FAIL]" not in result.stdout
+    # Unsigned (no key in the demo): a warning, never a silent pass.
+    assert "[WARN] signature: unsigned bundle" in result.stdout and "1 with a warning: signature" in result.stdout
     history = run_in(released, "toolkit", "history", check=True).stdout
     assert history.count("passed") == 2 and "field_accuracy" in history
 

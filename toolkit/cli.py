@@ -352,18 +352,54 @@ def release(params_file: str, override: str | None, version: str | None, registr
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
 @click.option("--ledger", default=None, type=click.Path(dir_okay=False),
               help="The ledger (default: ledger.jsonl of the registry the bundle sits in).")
-def verify(bundle: str, ledger: str | None) -> None:
-    """Verify a release bundle against its manifest, its reports and the ledger (for auditors)."""
+@click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(exists=True),
+              help="A public key (PEM) or a folder of *.pub keys to trust; repeatable. With it, an unsigned bundle "
+                   "or ledger entry, or one signed by another key, fails.")
+@click.option("--deep", is_flag=True, help="Load the adapter onto its base and measure the serving probe's logits "
+              "again, instead of reading the figure recorded at release.")
+@click.option("--base", "base_path", default=None, type=click.Path(file_okay=False),
+              help="With --deep: the base model folder (default: the path in reports/base.json); it must match the "
+                   "attested digests.")
+def verify(bundle: str, ledger: str | None, trusted_keys: tuple[str, ...], deep: bool, base_path: str | None) -> None:
+    """Verify a release bundle against its manifest, signature, reports and the ledger (for auditors)."""
     from toolkit.errors import VerificationFailed
     from toolkit.governance.verify import verify_bundle
 
-    checks = verify_bundle(Path(bundle), Path(ledger) if ledger else None)
+    checks = verify_bundle(Path(bundle), Path(ledger) if ledger else None,
+                           trusted_keys=[Path(k) for k in trusted_keys] or None, deep=deep,
+                           base=Path(base_path) if base_path else None)
+    colours = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
     for check in checks:
-        click.secho(f"[{'PASS' if check.ok else 'FAIL'}] {check.name}: {check.detail}", fg="green" if check.ok else "red")
+        click.secho(f"[{check.status}] {check.name}: {check.detail}", fg=colours[check.status])
     failed = [c.name for c in checks if not c.ok]
     if failed:
         raise VerificationFailed(f"{bundle}: {len(failed)} check(s) failed: {', '.join(failed)}")
-    click.secho(f"{bundle}: all {len(checks)} checks passed", fg="green", bold=True)
+    warned = [c.name for c in checks if c.warning]
+    click.secho(f"{bundle}: all {len(checks)} checks passed"
+                + (f" ({len(warned)} with a warning: {', '.join(warned)})" if warned else ""), fg="green", bold=True)
+
+
+@cli.group(cls=ToolkitGroup)
+def keys() -> None:
+    """Release signing keys (Ed25519)."""
+
+
+@keys.command("generate")
+@params_option
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Private key file (default: ~/.config/toolkit/keys/<keyid>.key); never inside the repository.")
+@click.option("--registry", default=None, help="Registry whose keys/ folder gets the public key (default: release.registry).")
+def keys_generate(params_file: str, out: str | None, registry: str | None) -> None:
+    """Make an Ed25519 key pair: the private key (mode 0600) outside the repository, the public key
+    in <registry>/keys/<keyid>.pub to commit."""
+    from toolkit.governance.signing import SIGNING_KEY_ENV, generate_key
+
+    registry_root = registry or (load_params(params_file).release.registry if Path(params_file).is_file() else "registry")
+    pair = generate_key(Path(registry_root), Path(out) if out else None)
+    click.echo(f"key id:      {pair.keyid}")
+    click.echo(f"private key: {pair.private_path} (mode 0600; keep it secret, back it up)")
+    click.echo(f"public key:  {pair.public_path} (commit it; auditors verify with --trusted-key)")
+    click.echo(f"to sign releases: export {SIGNING_KEY_ENV}={pair.private_path}   (or set release.signing.key)")
 
 
 @cli.command()
@@ -391,7 +427,7 @@ def publish(params_file: str, bundle: str, repo: str | None, public: bool, ledge
 def history(params_file: str, registry: str | None) -> None:
     """List releases with their gate results and headline deltas."""
     from toolkit.governance.ledger import read_entries
-    from toolkit.governance.release import Registry
+    from toolkit.governance.registry import Registry
 
     reg = Registry(Path(registry or load_params(params_file).release.registry))
     entries = read_entries(reg.ledger)
@@ -471,6 +507,9 @@ def check_params(params_file: str) -> None:
 
 
 def main() -> None:
+    from toolkit.tracing import start_if_requested
+
+    start_if_requested(sys.argv[1:])   # only with TOOLKIT_TRACE_READS set (the dependency test)
     cli(prog_name="toolkit")
 
 

@@ -228,9 +228,17 @@ class HubParams(StrictModel):
     endpoint: str | None = Field(None, description="a Hub mirror or enterprise endpoint; null: huggingface.co")
 
 
+class SigningParams(StrictModel):
+    """Ed25519 release signing (`toolkit keys generate`); the TOOLKIT_SIGNING_KEY variable overrides `key`."""
+
+    key: str | None = Field(None, description="path of the private key file, outside the repository; "
+                            "null: unsigned releases (policies production and high-risk refuse them)")
+
+
 class ReleaseParams(StrictModel):
-    registry: str = Field("registry", min_length=1, description="folder holding releases/ and ledger.jsonl")
+    registry: str = Field("registry", min_length=1, description="folder holding releases/, ledger.jsonl and keys/")
     logit_tolerance: float = Field(1e-4, ge=0, description="max |logit difference| of a reloaded adapter")
+    signing: SigningParams = SigningParams()
     hub: HubParams = HubParams()
 
 

@@ -196,6 +196,7 @@ class TrainReport(Report):
     # Robustness
     adapter: dict[str, Any] = {}          # r, alpha, rslora, dora, quantization, init_adapter
     objective: dict[str, Any] = {}        # method-specific settings and final metrics (DPO reward accuracy, ...)
+    loss_on: str | None = None            # what the loss was computed on, from the trainer's own settings
     resumed_from_step: int | None = None
     previous_wall_time_s: float = 0.0     # wall time of the interrupted run(s) up to their last checkpoint
     checkpoint_steps: int | None = None

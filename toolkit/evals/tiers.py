@@ -206,7 +206,7 @@ def _by_category(items: list[SuiteItem], primary: list[dict], with_prompted: boo
 def previous_adapter(params: Params) -> dict | None:
     """The adapter the canary tier compares against: evaluate.canary.previous_adapter, else the
     registry's last release; None when there is neither (the first release)."""
-    from toolkit.governance.release import Registry
+    from toolkit.governance.registry import Registry
     from toolkit.train.base_stage import adapter_folder
 
     configured = params.evaluate.canary.previous_adapter

@@ -19,6 +19,7 @@ from toolkit.files import atomic_write_text, sha256_path
 from toolkit.layout import ADAPTER_DIR, CARD_DIR, report_path
 from toolkit.reports import (BaseModelReport, CardReport, CostReport, EvalReport, JudgeReport, TrainReport,
                              ValidateReport, digests, read_report, tier_reports, write_report)
+from toolkit.governance.statements import card_tags, training_statements
 from toolkit.templating import render
 
 CARD_MARKDOWN = CARD_DIR / "README.md"
@@ -93,6 +94,8 @@ def run_card(params: Params) -> CardReport:
         heldout=reports["eval_heldout"],
         provider=provider_status(reports["base"], reports["train"], governance.base_training_compute_flops),
         registry=params.release.registry,
+        statements=training_statements(reports["train"].model_dump(mode="json")),
+        tags=card_tags(reports["train"].model_dump(mode="json")),
     )
     atomic_write_text(CARD_MARKDOWN, render("model_card.md.j2", **context))
     atomic_write_text(CARD_HTML, render("model_card.html.j2", **context))

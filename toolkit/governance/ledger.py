@@ -4,6 +4,11 @@ Each entry carries the SHA-256 of the previous entry (`prev_sha256`) and of itse
 (`entry_sha256`, over its canonical JSON without that field). Editing, deleting or reordering a
 line breaks the chain, and `check_chain` says where. Appends happen under an exclusive file lock,
 so concurrent releases cannot interleave or fork the chain.
+
+A hash chain alone can be recomputed by whoever can write the file. With a release key, an entry
+also carries `signature` ({keyid, sig}: Ed25519 over the canonical entry without `signature` and
+`entry_sha256`). Since the signed bytes include `prev_sha256`, a valid signature on entry N also
+pins every entry before it: rewriting the chain needs the private key.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ def entry_hash(entry: dict) -> str:
     return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "entry_sha256"})).hexdigest()
 
 
+def signed_bytes(entry: dict) -> bytes:
+    """What an entry's signature covers: everything but the signature and the entry's own hash."""
+    return canonical({k: v for k, v in entry.items() if k not in ("entry_sha256", "signature")})
+
+
 @contextlib.contextmanager
 def locked(ledger: Path) -> Iterator[None]:
     """Exclusive lock for the read-decide-append sequence of a release."""
@@ -46,13 +56,17 @@ def read_entries(ledger: Path) -> list[dict]:
     return [json.loads(line) for line in ledger.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def append(ledger: Path, entry: dict) -> dict:
-    """Append `entry` after the current tail. Call inside `locked(ledger)`."""
+def append(ledger: Path, entry: dict, signer=None) -> dict:
+    """Append `entry` after the current tail, signed when a signer is given. Call inside `locked(ledger)`."""
     entries = read_entries(ledger)
     problems = check_chain_entries(entries)
     if problems:
         raise RuntimeError(f"{ledger}: refusing to append to a broken chain: {problems[0].message}")
     entry = {**entry, "prev_sha256": entries[-1]["entry_sha256"] if entries else GENESIS}
+    if signer is not None:
+        from toolkit.governance.signing import sign_bytes
+
+        entry["signature"] = sign_bytes(signer, signed_bytes(entry))
     entry["entry_sha256"] = entry_hash(entry)
     with open(ledger, "a", encoding="utf-8") as handle:
         handle.write(canonical(entry).decode("utf-8") + "\n")
@@ -91,3 +105,30 @@ def check_chain_entries(entries: list[dict]) -> list[ChainProblem]:
             problems.append(ChainProblem(number, f"line {number} was edited (its entry_sha256 does not match its content)"))
         previous = entry.get("entry_sha256")
     return problems
+
+
+def signature_problems(entries: list[dict], keys: dict, version: str | None) -> tuple[list[str], list[str]]:
+    """(failures, warnings) of the entries' signatures against trusted `keys`.
+
+    The entry of `version` must be signed by a trusted key. Every signed entry must verify. Unsigned
+    entries are allowed only before the first signed one (releases from before signing was adopted,
+    a warning); an unsigned entry after a signed one fails (its signature was removed).
+    """
+    from toolkit.governance.signing import signature_problem
+
+    failures, warnings, seen_signed = [], [], False
+    for number, entry in enumerate(entries, start=1):
+        label = f"line {number} (v{entry.get('version')})"
+        if "signature" not in entry:
+            if entry.get("version") == version:
+                failures.append(f"{label}: this release's entry is not signed")
+            elif seen_signed:
+                failures.append(f"{label}: unsigned after signed entries (a signature was removed)")
+            else:
+                warnings.append(f"{label}: unsigned (released before signing was adopted)")
+            continue
+        seen_signed = True
+        problem = signature_problem(entry.get("signature"), signed_bytes(entry), keys)
+        if problem:
+            failures.append(f"{label}: {problem}")
+    return failures, warnings

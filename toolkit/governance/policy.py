@@ -65,12 +65,14 @@ class Policy:
     rules: tuple[Rule, ...]
     required_sections: tuple[str, ...] = ()
     required_governance: tuple[str, ...] = ()
+    require_signature: bool = False     # release: only signed releases (an Ed25519 key configured)
 
     def resolved(self) -> dict:
         """The policy with inherited rules spelled out: what a release bundle keeps."""
         return {"name": self.name, "description": self.description, "source_file": self.file.as_posix(),
                 "documentation": {"required_sections": list(self.required_sections),
                                   "required_governance": list(self.required_governance)},
+                "release": {"require_signature": self.require_signature},
                 "rules": [rule.__dict__ for rule in self.rules]}
 
 
@@ -93,7 +95,7 @@ def load_policy(name_or_path: str, _seen: tuple[Path, ...] = ()) -> Policy:
     if not isinstance(raw, dict) or not isinstance(raw.get("rules", []), list):
         raise ConfigError("expected a mapping with name, description, optional extends, and a list of rules",
                           file=str(path), line=1)
-    unknown = set(raw) - {"name", "description", "extends", "rules", "documentation"}
+    unknown = set(raw) - {"name", "description", "extends", "rules", "documentation", "release"}
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError("unknown key", file=str(path), line=yaml_line(text, [key]), key=key)
@@ -101,10 +103,19 @@ def load_policy(name_or_path: str, _seen: tuple[Path, ...] = ()) -> Policy:
     rules: dict[str, Rule] = {}
     sections: tuple[str, ...] = ()
     governance: tuple[str, ...] = ()
+    require_signature = False
     if raw.get("extends"):
         parent = load_policy(str(raw["extends"]), _seen + (path.resolve(),))
         rules = {rule.id: rule for rule in parent.rules}
         sections, governance = parent.required_sections, parent.required_governance
+        require_signature = parent.require_signature
+    release = raw.get("release") or {}
+    if (not isinstance(release, dict) or set(release) - {"require_signature"}
+            or not isinstance(release.get("require_signature", False), bool)):
+        raise ConfigError("expected release: {require_signature: true or false}", file=str(path),
+                          line=yaml_line(text, ["release"]), key="release")
+    # Like documentation, a child policy can tighten the parent's release rule but never loosen it.
+    require_signature = require_signature or bool(release.get("require_signature", False))
     documentation = raw.get("documentation") or {}
     if (not isinstance(documentation, dict) or set(documentation) - {"required_sections", "required_governance"}
             or not all(isinstance(documentation.get(k, []), list) for k in ("required_sections", "required_governance"))):
@@ -127,7 +138,7 @@ def load_policy(name_or_path: str, _seen: tuple[Path, ...] = ()) -> Policy:
     if not rules:
         raise ConfigError("the policy has no rules", file=str(path), line=1)
     return Policy(str(raw.get("name") or path.stem), str(raw.get("description", "")), path, tuple(rules.values()),
-                  sections, governance)
+                  sections, governance, require_signature)
 
 
 def _parse_rule(item: Any, index: int, path: Path, text: str) -> Rule:

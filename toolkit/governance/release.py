@@ -2,8 +2,15 @@
 
 A bundle holds the adapter, the model card (Markdown + HTML), every stage report, the gate report,
 the policy it was judged by, the datasheet, the per-item evaluation outputs and a serving-readiness
-record, plus MANIFEST.json with the SHA-256 of every file. The ledger entry pins the manifest's
-hash, so a bundle cannot change after release without `toolkit verify` noticing.
+record, an AI bill of materials (bom.cdx.json, CycloneDX 1.6), plus MANIFEST.json with the SHA-256
+of every file. The ledger entry pins the manifest's hash, so a bundle cannot change after release
+without `toolkit verify` noticing.
+
+With a release key (`toolkit keys generate`; TOOLKIT_SIGNING_KEY or release.signing.key) the bundle
+also carries attestation.intoto.json, a signed in-toto/SLSA provenance statement over every file,
+and the ledger entry is signed: rewriting the bundle, its manifest and the whole hash chain then
+still fails `toolkit verify --trusted-key`. A policy with `release.require_signature` (production,
+high-risk) refuses an unsigned release.
 """
 
 from __future__ import annotations
@@ -14,19 +21,22 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.config import Params
 from toolkit.errors import ConfigError, GateFailed, MissingInputError
 from toolkit.files import atomic_write_json, atomic_write_text, sha256_file
 from toolkit.governance import ledger as ledger_mod
+from toolkit.governance.attestation import ATTESTATION, file_descriptors, sign_statement, statement
+from toolkit.governance.bom import BOM_FILE, build_bom
 from toolkit.governance.card import CARD_HTML, CARD_MARKDOWN, TECHDOC_HTML, TECHDOC_MARKDOWN
 from toolkit.governance.gate import GATE_MARKDOWN
-from toolkit.governance.policy import load_policy
+from toolkit.governance.policy import Policy, load_policy
+from toolkit.governance.registry import Registry
+from toolkit.governance.signing import keyring_dir, load_signer, public_pem, signing_key_path
 from toolkit.governance.serving import adapter_problems, logit_parity, vllm_compatibility
 from toolkit.layout import ADAPTER_DIR, EVAL_DIR, report_path
-from toolkit.reports import BaseModelReport, EvalReport, GateReport, ValidateReport, read_report
+from toolkit.reports import BaseModelReport, CardReport, EvalReport, GateReport, ValidateReport, read_report
 from toolkit.templating import render
 
 MANIFEST = "MANIFEST.json"
@@ -35,27 +45,6 @@ POLICY_FILE = "policy.json"
 BUNDLE_REPORTS = ("base", "validate", "train", "eval_heldout", "eval_ood", "eval_canary", "eval_mmlu", "eval_judge",
                   "cost", "card", "gate")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
-
-
-@dataclass(frozen=True)
-class Registry:
-    root: Path
-
-    @property
-    def ledger(self) -> Path:
-        return self.root / "ledger.jsonl"
-
-    @property
-    def releases(self) -> Path:
-        return self.root / "releases"
-
-    def bundle(self, version: str) -> Path:
-        return self.releases / f"v{version}"
-
-    def latest(self) -> Path | None:
-        """The last released bundle: what the canary tier compares against."""
-        entries = ledger_mod.read_entries(self.ledger)
-        return self.bundle(entries[-1]["version"]) if entries else None
 
 
 def who() -> str:
@@ -86,18 +75,26 @@ def next_version(entries: list[dict], requested: str | None) -> str:
     return requested
 
 
+def bundle_files(bundle: Path, exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file in a bundle, except the top-level names in `exclude`."""
+    files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.relative_to(bundle).as_posix() not in exclude)
+    return {p.relative_to(bundle).as_posix(): sha256_file(p) for p in files}
+
+
 def manifest_for(bundle: Path) -> dict:
-    files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.name != MANIFEST)
-    return {"files": {p.relative_to(bundle).as_posix(): sha256_file(p) for p in files}}
+    """The manifest lists every file but itself and the attestation (which attests the manifest too)."""
+    return {"files": bundle_files(bundle, (MANIFEST, ATTESTATION))}
 
 
 def run_release(params: Params, override: str | None = None, version: str | None = None,
                 registry_root: str | None = None) -> dict:
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     gate = read_report(report_path("gate"), GateReport)
     override_record = _override_record(override)
     _require_releasable(gate, override_record)
     base = read_report(report_path("base"), BaseModelReport)
     registry = Registry(Path(registry_root or params.release.registry))
+    signer = _signer(params, load_policy(gate.policy_file), registry)
     registry.releases.mkdir(parents=True, exist_ok=True)
     # Everything from choosing the version to appending the entry happens under the ledger's lock.
     with ledger_mod.locked(registry.ledger):
@@ -111,9 +108,15 @@ def run_release(params: Params, override: str | None = None, version: str | None
         try:
             _fill_bundle(staging, params, gate, override_record, version)
             serving = _serving_record(Path(base.model_path), staging, params)
-            info = _release_info(version, base, gate, override_record, serving)
+            info = _release_info(version, base, gate, override_record, serving, signer)
             atomic_write_json(staging / RELEASE_INFO, info)
+            suites = _suite_folders(params)
+            model_name = read_report(report_path("card"), CardReport).model_name
+            atomic_write_json(staging / BOM_FILE, build_bom(staging, version, model_name, Path(base.model_path), suites))
             atomic_write_json(staging / MANIFEST, manifest_for(staging))
+            if signer is not None:
+                atomic_write_json(staging / ATTESTATION, _attestation(staging, params, info, base, gate, suites,
+                                                                        started, signer))
             bundle = registry.bundle(version)
             staging.rename(bundle)
         except BaseException:
@@ -124,9 +127,51 @@ def run_release(params: Params, override: str | None = None, version: str | None
                                           "override", "git_commit", "dvc_lock_sha256", "headline")},
             "time": info["created_at"],
             "manifest_sha256": sha256_file(bundle / MANIFEST),
+            **({"attestation_sha256": sha256_file(bundle / ATTESTATION)} if signer is not None else {}),
             "bundle": bundle.relative_to(registry.root).as_posix(),
-        })
+        }, signer=signer)
     return {"bundle": bundle, "entry": entry, "serving": serving}
+
+
+def _signer(params: Params, policy: Policy, registry: Registry):
+    """The release key's signer, or None; refuses an unsigned release under a policy that requires one.
+    The public key is put into the registry's keyring when it is not there yet."""
+    path = signing_key_path(params.release.signing.key)
+    if path is None:
+        if policy.require_signature:
+            raise GateFailed(f"release refused: policy {policy.name!r} requires signed releases and no signing key is "
+                             "configured; make one with `toolkit keys generate` and set TOOLKIT_SIGNING_KEY (or "
+                             "release.signing.key) to the private key file")
+        return None
+    signer = load_signer(path)
+    public = keyring_dir(registry.root) / f"{signer.public_key.keyid}.pub"
+    if not public.is_file():
+        public.parent.mkdir(parents=True, exist_ok=True)
+        public.write_bytes(public_pem(signer.public_key._crypto_key()))
+    return signer
+
+
+def _suite_folders(params: Params) -> dict[str, Path]:
+    root = Path(params.data.decontamination.suites_dir)
+    return {p.name: p for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
+
+
+def _attestation(bundle: Path, params: Params, info: dict, base: BaseModelReport, gate: GateReport,
+                 suites: dict[str, Path], started: str, signer) -> dict:
+    """The signed in-toto statement: the bundle's files as subjects, SLSA provenance as predicate."""
+    validate = read_report(report_path("validate"), ValidateReport)
+    dependencies = file_descriptors(Path(base.model_path), "base")
+    dependencies.append({"name": f"data/{validate.data_file}", "digest": {"sha256": validate.data_sha256}})
+    if params.data.datasheet and Path(params.data.datasheet).is_file():
+        dependencies += file_descriptors(Path(params.data.datasheet), f"datasheet/{params.data.datasheet}")
+    dependencies += file_descriptors(Path("policies"), "policies")
+    if not Path(gate.policy_file).resolve().is_relative_to(Path("policies").resolve()):
+        dependencies += file_descriptors(Path(gate.policy_file), f"policy/{Path(gate.policy_file).name}")
+    for name, folder in suites.items():
+        dependencies += file_descriptors(folder, f"eval_suites/{name}")
+    return sign_statement(statement(bundle_files(bundle, (ATTESTATION,)), params=params.model_dump(mode="json"),
+                                    git_commit=info["git_commit"], dvc_lock_sha256=info["dvc_lock_sha256"],
+                                    dependencies=dependencies, started=started, version=info["version"]), signer)
 
 
 def _override_record(override: str | None) -> dict | None:
@@ -164,7 +209,8 @@ def _serving_record(base_path: Path, bundle: Path, params: Params) -> dict:
             "logits_match": True}
 
 
-def _release_info(version: str, base: BaseModelReport, gate: GateReport, override: dict | None, serving: dict) -> dict:
+def _release_info(version: str, base: BaseModelReport, gate: GateReport, override: dict | None, serving: dict,
+                  signer=None) -> dict:
     validate = read_report(report_path("validate"), ValidateReport)
     heldout = read_report(report_path("eval_heldout"), EvalReport)
     primary = heldout.metrics[heldout.primary_metric]
@@ -182,6 +228,7 @@ def _release_info(version: str, base: BaseModelReport, gate: GateReport, overrid
         "headline": {"metric": heldout.primary_metric, "base": primary.base, "adapter": primary.adapter,
                      "delta": primary.delta, "ci_low": primary.ci_low, "ci_high": primary.ci_high},
         "serving": serving,
+        "signed_by": signer.public_key.keyid if signer is not None else None,
     }
 
 

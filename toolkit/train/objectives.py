@@ -53,3 +53,19 @@ def objective(cfg: TrainParams) -> Objective:
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
     return Objective("orpo", ORPOConfig, ORPOTrainer, {"beta": pref.beta})
+
+
+def loss_on(method: str, args) -> str:
+    """What the trainer computed the loss on, read from the config it actually ran with."""
+    if method == "sft":
+        if getattr(args, "assistant_only_loss", False):
+            return "assistant tokens only (system and user turns masked)"
+        if getattr(args, "completion_only_loss", None):
+            return "completion tokens only (prompt masked)"
+        return "every token of each conversation"
+    if method == "dpo":
+        loss = ", ".join(getattr(args, "loss_type", None) or ["sigmoid"])
+        return f"chosen vs rejected completions against the reference model ({loss} loss; prompt tokens masked)"
+    if method == "kto":
+        return ("desirable and undesirable completions against the reference model (KTO loss; prompt tokens masked)")
+    return "chosen completions (NLL) plus the odds ratio of chosen over rejected (ORPO loss; prompt tokens masked)"

@@ -26,7 +26,7 @@ from transformers import TrainerCallback
 
 from toolkit.train.callbacks import DivergenceGuard, LossCurves, peak_memory_gb
 from toolkit.train.metering import devices, model_flops_utilisation
-from toolkit.train.objectives import DATA_KIND, KIND_WORDS, data_kind, objective
+from toolkit.train.objectives import DATA_KIND, KIND_WORDS, data_kind, loss_on, objective
 
 CHECKPOINT_ROOT = Path(".cache/train")
 LIVE_DIR = Path("dvclive/train")
@@ -276,6 +276,7 @@ def _report(params, cfg, trainer, result, wall, meter, resume_from, used, base_r
                    **({"loss_type": cfg.preference.loss_type} if cfg.method == "dpo" else {}),
                    "final_eval": {k: round(v, 6) for k, v in finals.items() if isinstance(v, (int, float))},
                    "optimizer": trainer.args.optim.value if hasattr(trainer.args.optim, "value") else str(trainer.args.optim)},
+        loss_on=loss_on(cfg.method, trainer.args),
         resumed_from_step=meter.resumed_step,
         previous_wall_time_s=previous_wall,
         checkpoint_steps=cfg.checkpoint_steps,

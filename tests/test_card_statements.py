@@ -1,0 +1,70 @@
+"""The card and the technical documentation state how the adapter was trained as its own train report
+says: objective, adapter kind, what the loss was computed on, the initial adapter, the checkpoint.
+Each case is a real (tiny) training run; its report is rendered into a completed pipeline's card."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from test_train import _kto_rows, _preference_rows, _sft_rows, make_project, tiny_base, train_in  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.e2e
+
+CASES = {
+    "sft": dict(rows=_sft_rows(8)),
+    "sft-all-tokens-dora": dict(rows=_sft_rows(8), adapter="dora", assistant_only_loss=False),
+    "dpo-rslora": dict(rows=_preference_rows(8), method="dpo", lora={"r": 4, "alpha": 8, "rslora": True}),
+    "ipo": dict(rows=_preference_rows(8), method="dpo", preference={"loss_type": "ipo"}),
+    "kto": dict(rows=_kto_rows(8), method="kto"),
+    "orpo": dict(rows=_preference_rows(8), method="orpo"),
+}
+OBJECTIVE = {"sft": "supervised fine-tuning", "sft-all-tokens-dora": "supervised fine-tuning",
+             "dpo-rslora": "Direct Preference Optimization", "ipo": "Identity Preference Optimization",
+             "kto": "Kahneman-Tversky Optimization", "orpo": "Odds Ratio Preference Optimization"}
+TAG = {"sft": "sft", "sft-all-tokens-dora": "sft", "dpo-rslora": "dpo", "ipo": "ipo", "kto": "kto", "orpo": "orpo"}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_card_states_the_method_of_its_train_report(case, tmp_path, tiny_base, pipeline_copy):
+    from toolkit.config import load_params
+    from toolkit.governance.card import run_card
+    from toolkit.governance.statements import missing_statements
+
+    settings = dict(CASES[case])
+    rows = settings.pop("rows")
+    report, _ = train_in(tmp_path, make_project(tmp_path, tiny_base, rows, epochs=1, **settings))
+    shutil.copy(tmp_path / "reports/train.json", pipeline_copy / "reports/train.json")
+    train = json.loads((pipeline_copy / "reports/train.json").read_text())
+    cwd = os.getcwd()
+    os.chdir(pipeline_copy)
+    try:
+        run_card(load_params("params.yaml"))
+    finally:
+        os.chdir(cwd)
+    card = (pipeline_copy / "artifacts/model_card/README.md").read_text()
+    techdoc = (pipeline_copy / "artifacts/model_card/technical_documentation.md").read_text()
+    html = (pipeline_copy / "artifacts/model_card/model_card.html").read_text()
+    front_matter = card.split("---")[1]
+
+    # The objective, in words and as a Hub tag, and never another method's.
+    assert OBJECTIVE[case] in card and OBJECTIVE[case] in techdoc and OBJECTIVE[case] in html
+    assert f"- \"{TAG[case]}\"" in front_matter
+    if train["method"] != "sft":
+        assert "supervised fine-tuning" not in card + techdoc and '- "sft"' not in front_matter
+    # The adapter kind and what the loss was on, as the report records them.
+    kind = {"lora": "LoRA", "dora": "DoRA"}[train["adapter_type"]]
+    assert f"| Adapter | {kind}" in card and f"| Adapter | {kind}" in techdoc
+    assert ("rank-stabilised scaling (rsLoRA)" in card) == bool(train["adapter"]["rslora"])
+    assert train["loss_on"] and f"| Loss computed on | {train['loss_on']} |" in card + techdoc
+    if case == "sft":
+        assert "assistant tokens only" in train["loss_on"]
+    if case == "sft-all-tokens-dora":
+        assert train["loss_on"] == "every token of each conversation" and "assistant tokens only" not in techdoc
+    assert "| Initial adapter | none (a new adapter) |" in card
+    assert f"the last step ({train['optimizer_steps']})" in card or f"step-{train['best_step']}" in card
+    assert missing_statements(train, {"README.md": card, "technical_documentation.md": techdoc}) == []
+    # A card that says something else is caught, as `toolkit verify` does on a bundle.
+    forged = card.replace(OBJECTIVE[case], "something else")
+    assert missing_statements(train, {"README.md": forged})

@@ -1,0 +1,68 @@
+"""What the model card and the technical documentation say about how the adapter was trained.
+
+Each statement is derived from `reports/train.json` alone (the objective, the adapter kind, what the
+loss was computed on, the initial adapter of a two-stage run, the released checkpoint), so the
+documents cannot claim a method the run did not use. The card stage renders them; `toolkit verify`
+derives them again from the bundled report and checks that both documents state them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+OBJECTIVES = {
+    "sft": "supervised fine-tuning (SFT)",
+    "dpo": "Direct Preference Optimization (DPO)",
+    "ipo": "Identity Preference Optimization (IPO, the DPO trainer with the IPO loss)",
+    "kto": "Kahneman-Tversky Optimization (KTO)",
+    "orpo": "Odds Ratio Preference Optimization (ORPO)",
+}
+
+
+def objective_key(train: dict[str, Any]) -> str:
+    method = train.get("method", "sft")
+    if method == "dpo" and (train.get("objective") or {}).get("loss_type") == "ipo":
+        return "ipo"
+    return method
+
+
+def adapter_kind(train: dict[str, Any]) -> str:
+    adapter = train.get("adapter") or {}
+    kind = {"lora": "LoRA", "dora": "DoRA", "qlora": "QLoRA (4-bit NF4 base)"}.get(train.get("adapter_type", ""),
+                                                                                   str(train.get("adapter_type")))
+    return f"{kind} with rank-stabilised scaling (rsLoRA)" if adapter.get("rslora") else kind
+
+
+def training_statements(train: dict[str, Any]) -> dict[str, str]:
+    """Label -> sentence, in the order the documents show them."""
+    adapter = train.get("adapter") or {}
+    best = train.get("best_step")
+    checkpoint = (f"the step-{best} checkpoint of {train.get('optimizer_steps')} (lowest validation loss)" if best
+                  else f"the last step ({train.get('optimizer_steps')})")
+    return {
+        "Objective": OBJECTIVES.get(objective_key(train), str(train.get("method"))),
+        "Adapter": adapter_kind(train),
+        "Loss computed on": train.get("loss_on") or "not recorded by this run's train report",
+        "Initial adapter": f"continued from `{adapter['init_adapter']}`" if adapter.get("init_adapter")
+                           else "none (a new adapter)",
+        "Released checkpoint": checkpoint,
+    }
+
+
+def card_tags(train: dict[str, Any]) -> list[str]:
+    """Hub tags for the method and adapter actually used."""
+    adapter = train.get("adapter") or {}
+    tags = [objective_key(train), train.get("adapter_type", "lora")]
+    if adapter.get("rslora"):
+        tags.append("rslora")
+    return tags
+
+
+def missing_statements(train: dict[str, Any], documents: dict[str, str]) -> list[str]:
+    """Statements derived from the train report that a document does not state."""
+    problems = []
+    for label, sentence in training_statements(train).items():
+        for name, text in documents.items():
+            if f"{label}: {sentence}" not in text and f"| {label} | {sentence} |" not in text:
+                problems.append(f"{name} does not state '{label}: {sentence}'")
+    return problems
