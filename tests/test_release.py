@@ -120,17 +120,9 @@ def test_tampering_is_detected(released, tmp_path, name, edit, expected):
 
 
 def test_a_changed_card_figure_is_detected_even_with_a_regenerated_manifest(released, tmp_path):
-    from toolkit.governance.release import MANIFEST, manifest_for
+    from test_signed_release import card_figure_with_regenerated_manifest
 
-    def edit(registry):
-        bundle = registry / "releases/v1"
-        heldout = json.loads((bundle / "reports/eval_heldout.json").read_text())
-        value = f"{round(heldout['metrics']['field_accuracy']['adapter'], 4)}"
-        card = bundle / "model_card/README.md"
-        card.write_text(card.read_text().replace(f"value: {value}", "value: 0.9999", 1))
-        (bundle / MANIFEST).write_text(json.dumps(manifest_for(bundle)))
-
-    failed = _tampered(released, tmp_path, edit)
+    failed = _tampered(released, tmp_path, lambda registry: card_figure_with_regenerated_manifest(registry, {}))
     assert "card figures" in failed and "ledger entry" in failed and "manifest" not in failed
 
 

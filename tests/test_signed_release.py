@@ -196,6 +196,39 @@ def whole_chain_rewrite(registry, keys):
     _regenerate(registry, bundle)
 
 
+def _regenerate_bom(bundle):
+    """Point the ML-BOM's adapter hashes at the files now in the bundle."""
+    path = bundle / "bom.cdx.json"
+    bom = json.loads(path.read_text())
+    adapter = next(c for c in bom["components"] if c["bom-ref"] == "adapter")
+    adapter["hashes"] = [{"alg": "SHA-256", "content": sha256_file(bundle / "adapter/adapter_model.safetensors")}]
+    for prop in adapter.get("properties", []):
+        if prop["name"].startswith("toolkit:sha256:adapter/"):
+            prop["value"] = sha256_file(bundle / prop["name"].removeprefix("toolkit:sha256:"))
+    path.write_text(json.dumps(bom))
+
+
+def changed_weights_everything_regenerated(registry, keys):
+    """A thorough attacker: other adapter weights, and the card's hash, the BOM, the manifest and the
+    whole chain regenerated to match. Without a signature only `--deep` (measuring the logits) sees it."""
+    _change_weights(registry / "releases/v1")
+    _regenerate(registry, registry / "releases/v1")
+
+
+def _change_weights(bundle):
+    """New adapter weights, with the card's adapter hash and the BOM made to match them."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    old = sha256_path(bundle / "adapter")
+    weights = load_file(str(bundle / "adapter/adapter_model.safetensors"))
+    name = next(k for k in weights if "lora_B" in k)
+    weights[name] = weights[name] + 0.05 * torch.ones_like(weights[name])
+    save_file(weights, str(bundle / "adapter/adapter_model.safetensors"))
+    _swap_card_adapter_hash(bundle, old)
+    _regenerate_bom(bundle)
+
+
 def swapped_adapter_resigned(registry, keys):
     """A different adapter, manifest regenerated, attestation and every ledger entry signed by another key."""
     from toolkit.governance.attestation import sign_statement
@@ -203,9 +236,7 @@ def swapped_adapter_resigned(registry, keys):
     from toolkit.governance.signing import load_signer
 
     bundle = registry / "releases/v1"
-    old = sha256_path(bundle / "adapter")
-    _flip(bundle / "adapter/adapter_model.safetensors", -100)
-    _swap_card_adapter_hash(bundle, old)
+    _change_weights(bundle)
     (bundle / MANIFEST).write_text(json.dumps(manifest_for(bundle)))
     signer = load_signer(keys["other"])
     statement = envelope_statement(json.loads((bundle / "attestation.intoto.json").read_text()))
@@ -218,7 +249,7 @@ def swapped_adapter_resigned(registry, keys):
 def removed_signature(registry, keys):
     bundle = registry / "releases/v1"
     (bundle / "attestation.intoto.json").unlink()
-    _flip(bundle / "adapter/adapter_model.safetensors")
+    _change_weights(bundle)
     _regenerate(registry, bundle, strip_signatures=True)
 
 
@@ -240,6 +271,15 @@ def gate_report_edited(registry, keys):
     data["policy"] = "high-risk"
     gate.write_text(json.dumps(data))
     _regenerate(registry, bundle)
+
+
+def card_figure_with_regenerated_manifest(registry, keys):
+    bundle = registry / "releases/v1"
+    heldout = json.loads((bundle / "reports/eval_heldout.json").read_text())
+    value = f"{round(heldout['metrics']['field_accuracy']['adapter'], 4)}"
+    card = bundle / "model_card/README.md"
+    card.write_text(card.read_text().replace(f"value: {value}", "value: 0.9999", 1))
+    (bundle / MANIFEST).write_text(json.dumps(manifest_for(bundle)))
 
 
 def bundles_swapped(registry, keys):
@@ -270,6 +310,8 @@ TAMPERING = [
     ("ledger entry deleted", ledger_entry_deleted, {"ledger chain", "ledger entry"}),
     ("bundles v1 and v2 swapped", bundles_swapped, {"ledger entry"}),
     ("whole-chain rewrite with a regenerated manifest", whole_chain_rewrite, {"signature"}),
+    ("changed adapter weights, card hash, BOM, manifest and chain regenerated", changed_weights_everything_regenerated,
+     {"signature"}),
     ("swapped adapter, manifest regenerated, attestation and ledger signed by another key", swapped_adapter_resigned,
      {"signature"}),
     ("signature removed (attestation deleted, ledger signatures stripped, chain re-hashed)", removed_signature,
