@@ -261,7 +261,8 @@ def test_training_metering_checkpoints_and_loss_curves(project):
     assert "dvclive/train/plots/metrics/train/loss.tsv" in plots
     assert "dvclive/train/plots/metrics/validation/loss.tsv" in plots
     card = (project / "artifacts/model_card/README.md").read_text()
-    assert f"step {train['best_step']} of {train['optimizer_steps']}, lowest validation loss" in card
+    assert (f"| Released checkpoint | the step-{train['best_step']} checkpoint of {train['optimizer_steps']} "
+            "(lowest validation loss) |") in card
 
 
 def test_second_repro_runs_no_stage(pipeline_copy):

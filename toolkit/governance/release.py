@@ -33,7 +33,7 @@ from toolkit.governance.card import CARD_HTML, CARD_MARKDOWN, TECHDOC_HTML, TECH
 from toolkit.governance.gate import GATE_MARKDOWN
 from toolkit.governance.policy import Policy, load_policy
 from toolkit.governance.registry import Registry
-from toolkit.governance.signing import keyring_dir, load_signer, public_pem, signing_key_path
+from toolkit.governance.signing import keyring_dir, load_signer, signer_public_pem, signing_key_path
 from toolkit.governance.serving import adapter_problems, logit_parity, vllm_compatibility
 from toolkit.layout import ADAPTER_DIR, EVAL_DIR, report_path
 from toolkit.reports import BaseModelReport, CardReport, EvalReport, GateReport, ValidateReport, read_report
@@ -147,7 +147,7 @@ def _signer(params: Params, policy: Policy, registry: Registry):
     public = keyring_dir(registry.root) / f"{signer.public_key.keyid}.pub"
     if not public.is_file():
         public.parent.mkdir(parents=True, exist_ok=True)
-        public.write_bytes(public_pem(signer.public_key._crypto_key()))
+        public.write_bytes(signer_public_pem(signer))
     return signer
 
 

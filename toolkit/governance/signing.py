@@ -50,6 +50,13 @@ def public_pem(crypto_public_key) -> bytes:
     return crypto_public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
 
 
+def signer_public_pem(signer) -> bytes:
+    """The PEM of a signer's Ed25519 public key (securesystemslib keeps it as raw hex)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    return public_pem(Ed25519PublicKey.from_public_bytes(bytes.fromhex(signer.public_key.keyval["public"])))
+
+
 def generate_key(registry: Path, out: Path | None = None) -> KeyPair:
     """A new Ed25519 key pair: the private key (0600) at `out` or in the default key folder, the
     public key in the registry's keyring."""
@@ -61,7 +68,7 @@ def generate_key(registry: Path, out: Path | None = None) -> KeyPair:
     private_path = Path(out) if out else default_key_dir() / f"{keyid}.key"
     if private_path.exists():
         raise ConfigError("a file is already there; refusing to overwrite a key", file=str(private_path))
-    _refuse_inside_repository(private_path)
+    _refuse_inside_repository(private_path, registry)
     private_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Created with 0600 from the start: the key is never readable by others, not even briefly.
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -73,13 +80,13 @@ def generate_key(registry: Path, out: Path | None = None) -> KeyPair:
     return KeyPair(keyid, private_path, public_path)
 
 
-def _refuse_inside_repository(path: Path) -> None:
+def _refuse_inside_repository(path: Path, registry: Path) -> None:
     """A private key inside the project's work tree is one `git add -A` away from being published."""
-    target = path.resolve()
-    for folder in (target.parent, *target.parent.parents):
-        if (folder / ".git").exists():
-            raise ConfigError(f"refusing to write a private key inside the git work tree {folder}; "
-                              "keep it outside the repository (default: ~/.config/toolkit/keys/)", file=str(path))
+    start = Path(registry).resolve()
+    root = next((folder for folder in (start, *start.parents) if (folder / ".git").exists()), None)
+    if root is not None and path.resolve().is_relative_to(root):
+        raise ConfigError(f"refusing to write a private key inside the git work tree {root}; keep it outside "
+                          "the repository (default: ~/.config/toolkit/keys/)", file=str(path))
 
 
 def signing_key_path(configured: str | None) -> Path | None:
