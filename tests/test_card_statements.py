@@ -10,8 +10,6 @@ import pytest
 
 from test_train import _kto_rows, _preference_rows, _sft_rows, make_project, tiny_base, train_in  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.e2e
-
 CASES = {
     "sft": dict(rows=_sft_rows(8)),
     "sft-all-tokens-dora": dict(rows=_sft_rows(8), adapter="dora", assistant_only_loss=False),
@@ -26,6 +24,7 @@ OBJECTIVE = {"sft": "supervised fine-tuning", "sft-all-tokens-dora": "supervised
 TAG = {"sft": "sft", "sft-all-tokens-dora": "sft", "dpo-rslora": "dpo", "ipo": "ipo", "kto": "kto", "orpo": "orpo"}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", list(CASES))
 def test_card_states_the_method_of_its_train_report(case, tmp_path, tiny_base, pipeline_copy):
     from toolkit.config import load_params
@@ -68,3 +67,20 @@ def test_card_states_the_method_of_its_train_report(case, tmp_path, tiny_base, p
     # A card that says something else is caught, as `toolkit verify` does on a bundle.
     forged = card.replace(OBJECTIVE[case], "something else")
     assert missing_statements(train, {"README.md": forged})
+
+
+def test_statements_for_qlora_and_a_continued_adapter():
+    """QLoRA needs CUDA (no real run here) and a continued adapter comes from train.adapter.init_adapter:
+    both are stated from the report's own fields."""
+    from toolkit.governance.statements import card_tags, training_statements
+
+    train = {"method": "dpo", "adapter_type": "qlora", "optimizer_steps": 40, "best_step": 30,
+             "adapter": {"rslora": False, "init_adapter": "registry/releases/v3"},
+             "objective": {"loss_type": "sigmoid"}, "loss_on": "chosen vs rejected completions"}
+    stated = training_statements(train)
+    assert stated["Objective"] == "Direct Preference Optimization (DPO)"
+    assert stated["Adapter"] == "QLoRA (4-bit NF4 base)"
+    assert stated["Initial adapter"] == "continued from `registry/releases/v3`"
+    assert stated["Released checkpoint"] == "the step-30 checkpoint of 40 (lowest validation loss)"
+    assert card_tags(train) == ["dpo", "qlora"]
+    assert training_statements({**train, "loss_on": None})["Loss computed on"].startswith("not recorded")

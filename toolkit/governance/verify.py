@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from toolkit.errors import ConfigError
 from toolkit.files import sha256_file, sha256_path
 from toolkit.governance import ledger as ledger_mod
 from toolkit.governance.attestation import (ATTESTATION, dependency_digests, envelope_problem, envelope_statement,
@@ -193,7 +194,10 @@ def _check_signature(bundle: Path, info: dict, entry: dict | None, entries: list
     anchored = keys is not None
     if keys is None:
         ring = keyring_dir(ledger.parent)
-        keys = load_keys([ring]) if ring.is_dir() and any(ring.glob("*.pub")) else {}
+        try:
+            keys = load_keys([ring]) if ring.is_dir() and any(ring.glob("*.pub")) else {}
+        except ConfigError as exc:
+            return Check("signature", False, f"the registry's keyring is damaged: {exc}")
     if not (bundle / ATTESTATION).is_file():
         if entry is not None and ("signature" in entry or "attestation_sha256" in entry):
             return Check("signature", False, f"the ledger entry is signed but the bundle has no {ATTESTATION} (removed)")
