@@ -85,11 +85,33 @@ def read_jsonl(path: str | Path) -> Iterator[Any]:
                 yield json.loads(line)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping: YAML would silently keep the last one,
+    so a repeated `severity:` could turn a blocking rule into a warning unseen."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key]}); YAML would keep only the last",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def parse_yaml(path: str | Path, error_type: type[Exception] = ConfigError) -> Any:
-    """Safe-load a YAML file; a syntax error becomes `error_type` naming the file and line."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Safe-load a YAML file; a syntax error, a repeated key or bytes that are not UTF-8 become
+    `error_type` naming the file and line."""
+    data = Path(path).read_bytes()
     try:
-        return yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error_type(f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8", file=str(path),
+                         line=data[: exc.start].count(b"\n") + 1) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise error_type(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", file=str(path),

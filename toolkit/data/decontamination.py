@@ -39,7 +39,7 @@ def discover_suites(root: Path) -> list[SuiteItems]:
         if path.name.startswith("human_spotcheck"):
             continue  # human verdicts on judged items, not evaluation items
         lines, texts = [], []
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for line_no, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):   # not splitlines: U+2028
             if not line.strip():
                 continue
             try:

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from toolkit.config import Params
 from toolkit.data.formats import Record
 from toolkit.errors import ConfigError
+from toolkit.files import parse_yaml
 
 SUITES_DIR = Path("policies/data_suites")
 SUITE_FOR_KIND = {"sft": "chat_sft", "preference": "preference", "kto": "kto"}
@@ -60,7 +59,7 @@ def suite_path(name_or_path: str) -> Path:
 def load_suite(path: Path, params: Params) -> list[ExpectationSpec]:
     if not path.is_file():
         raise ConfigError("data expectation suite not found", file=str(path))
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = parse_yaml(path) or {}
     items = raw.get("expectations") if isinstance(raw, dict) else None
     if not isinstance(items, list) or not items:
         raise ConfigError("expected a mapping with a non-empty 'expectations' list", file=str(path), line=1)

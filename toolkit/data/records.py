@@ -104,7 +104,10 @@ def _json_items(text: str, name: str, problems: list[Problem]):
         decoder_lines = _array_item_lines(text, len(items))
         yield from zip(decoder_lines, items)
         return
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    # "\n" only: str.splitlines() would also cut at U+2028, U+2029, U+0085 and others, which are valid
+    # inside a JSON string, and every later line number would be wrong.
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:

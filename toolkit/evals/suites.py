@@ -110,8 +110,8 @@ def load_suite(name: str, root: Path = SUITES_DIR) -> Suite:
 def parse_suite(folder: Path) -> Suite:
     spec_file = folder / SUITE_FILE
     source = str(spec_file)
+    raw = parse_yaml(spec_file)   # first: it names the file and line of bytes that are not UTF-8
     text = spec_file.read_text(encoding="utf-8")
-    raw = parse_yaml(spec_file)
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping (tier, items, primary_metric, metrics, ...)", file=source, line=1)
     try:

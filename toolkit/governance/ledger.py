@@ -53,7 +53,14 @@ def locked(ledger: Path) -> Iterator[None]:
 def read_entries(ledger: Path) -> list[dict]:
     if not ledger.is_file():
         return []
-    return [json.loads(line) for line in ledger.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in _lines(ledger) if line.strip()]
+
+
+def _lines(ledger: Path) -> list[str]:
+    """The ledger's lines, split on "\n" only: entries are written with ensure_ascii=False, so a reason
+    may hold U+2028 and the like, which str.splitlines() would cut."""
+    text = ledger.read_text(encoding="utf-8")
+    return [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")] if text else []
 
 
 def append(ledger: Path, entry: dict, signer=None) -> dict:
@@ -85,7 +92,7 @@ def check_chain(ledger: Path) -> list[ChainProblem]:
     if not ledger.is_file():
         return [ChainProblem(0, f"{ledger} not found")]
     problems, entries = [], []
-    for number, line in enumerate(ledger.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(_lines(ledger), start=1):
         try:
             entries.append(json.loads(line))
         except json.JSONDecodeError as exc:

@@ -90,8 +90,8 @@ def load_policy(name_or_path: str, _seen: tuple[Path, ...] = ()) -> Policy:
         raise ConfigError(f"policy not found (known policies: {known})", file=str(path))
     if path.resolve() in _seen:
         raise ConfigError("policy extends itself (circular 'extends')", file=str(path))
+    raw = parse_yaml(path)   # first: it names the file and line of bytes that are not UTF-8
     text = path.read_text(encoding="utf-8")
-    raw = parse_yaml(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("rules", []), list):
         raise ConfigError("expected a mapping with name, description, optional extends, and a list of rules",
                           file=str(path), line=1)
@@ -132,8 +132,14 @@ def load_policy(name_or_path: str, _seen: tuple[Path, ...] = ()) -> Policy:
                               key=f"documentation.required_governance[{index}]")
         if name not in governance:
             governance += (str(name),)
+    own_ids: dict[str, int] = {}
     for index, item in enumerate(raw.get("rules") or []):
         rule = _parse_rule(item, index, path, text)
+        if rule.id in own_ids:   # replacing an inherited rule is fine; two in one file is a mistake
+            raise ConfigError(f"rule id {rule.id!r} is used twice in this policy (first as rules[{own_ids[rule.id]}]); "
+                              "the second would silently replace the first", file=str(path),
+                              line=yaml_line(text, ["rules", str(index)]), key=f"rules[{index}].id")
+        own_ids[rule.id] = index
         rules[rule.id] = rule
     if not rules:
         raise ConfigError("the policy has no rules", file=str(path), line=1)

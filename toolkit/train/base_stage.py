@@ -131,7 +131,21 @@ def adapter_folder(path: str | Path, key: str) -> Path:
     if not (folder / "adapter_config.json").is_file():
         raise ConfigError(f"{folder} is not a PEFT adapter folder (no adapter_config.json)", file="params.yaml",
                           key=key)
+    problem = unsafe_adapter_weights(folder)
+    if problem:
+        raise ConfigError(problem, file="params.yaml", key=key)
     return folder
+
+
+def unsafe_adapter_weights(folder: Path) -> str | None:
+    """Why an adapter folder cannot be loaded safely, or None. PEFT falls back to a pickled
+    adapter_model.bin, and unpickling can run code: only safetensors weights are accepted."""
+    if (folder / "adapter_model.safetensors").is_file():
+        return None
+    pickled = sorted(p.name for p in folder.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl"))
+    found = f"only pickled weights ({', '.join(pickled)}), which can run code when loaded" if pickled else "no weights"
+    return (f"{folder} has {found}; only adapter_model.safetensors is accepted (convert a trusted adapter with "
+            "PeftModel.from_pretrained(...).save_pretrained(out, safe_serialization=True))")
 
 
 def load_with_adapter(base_path: Path, adapter_dir: Path, *, dtype: str = "float32", trust_remote_code: bool = False):
@@ -140,6 +154,9 @@ def load_with_adapter(base_path: Path, adapter_dir: Path, *, dtype: str = "float
 
     if not (adapter_dir / "adapter_config.json").is_file():
         raise MissingInputError(f"{adapter_dir}: no adapter; run the train stage first")
+    problem = unsafe_adapter_weights(adapter_dir)
+    if problem:
+        raise ConfigError(problem)
     trained_tokenizer = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else None
     model, tokenizer = load_pretrained(base_path, dtype=dtype, trust_remote_code=trust_remote_code,
                                        tokenizer_path=trained_tokenizer)

@@ -1,0 +1,131 @@
+"""Adversarial and careless inputs (issue #21), each kept as a test: records split at the wrong
+characters, YAML with repeated keys or bytes that are not UTF-8, pickled adapters."""
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from conftest import REPO, run_in
+from toolkit.errors import ConfigError, DataError
+
+SEPARATORS = ["\u2028", "\u2029", "\u0085", "\x0b", "\x0c", "\x1c"]
+
+
+def test_json_lines_are_split_on_newlines_only(tmp_path):
+    """A JSON string may hold U+2028, U+2029, U+0085 and other characters str.splitlines() cuts at."""
+    from toolkit.data.records import load_records
+
+    rows = [{"messages": [{"role": "user", "content": f"before{sep}after"},
+                          {"role": "assistant", "content": "ok"}]} for sep in SEPARATORS]
+    lines = [json.dumps(row, ensure_ascii=False) for row in rows] + ["{not json"]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    parsed = load_records(path)
+    assert len(parsed.records) == len(SEPARATORS)
+    assert [p.line for p in parsed.problems] == [len(SEPARATORS) + 1]
+    assert [r.messages[0]["content"] for r in parsed.records] == [f"before{sep}after" for sep in SEPARATORS]
+
+
+def test_a_ledger_entry_holding_a_line_separator_keeps_the_chain(tmp_path):
+    from toolkit.governance import ledger
+
+    path = tmp_path / "ledger.jsonl"
+    ledger.append(path, {"version": "1", "override": {"reason": "hotfix\u2028for INC-42\u0085"}})
+    ledger.append(path, {"version": "2"})
+    assert ledger.check_chain(path) == []
+    assert ledger.read_entries(path)[0]["override"]["reason"] == "hotfix\u2028for INC-42\u0085"
+
+
+@pytest.fixture
+def project(tmp_path):
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copytree(REPO / "policies", root / "policies")
+    shutil.copytree(REPO / "eval_suites/heldout", root / "eval_suites/heldout")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    return root
+
+
+def _exit2(result, *needles):
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def test_a_repeated_params_key_or_section_is_refused_with_its_line(project):
+    text = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(text + "\nseed: 7\n")
+    line = len((text + "\nseed: 7\n").splitlines())
+    _exit2(run_in(project, "toolkit", "check-params"), f"params.yaml:{line}", "duplicate key 'seed'")
+    (project / "params.yaml").write_text(text + "\ngate:\n  policy: production\n")
+    _exit2(run_in(project, "toolkit", "check-params"), "duplicate key 'gate'")
+
+
+def test_a_repeated_severity_or_rule_id_in_a_policy_is_refused(project):
+    policy = {"name": "strict", "extends": "default", "rules": [
+        {"id": "r1", "report": "train", "field": "optimizer_steps", "op": "min", "threshold": 1,
+         "severity": "block", "rationale": "trained"}]}
+    text = yaml.safe_dump(policy, sort_keys=False).replace("severity: block", "severity: block\n  severity: warn")
+    (project / "policies/strict.yaml").write_text(text)
+    _exit2(run_in(project, "toolkit", "gate", "--policy", "strict"), "policies/strict.yaml:", "duplicate key 'severity'")
+    policy["rules"].append({**policy["rules"][0], "severity": "warn"})
+    (project / "policies/strict.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+    _exit2(run_in(project, "toolkit", "gate", "--policy", "strict"), "rule id 'r1' is used twice", "rules[1].id")
+
+
+def test_a_repeated_key_in_a_suite_is_refused(project):
+    suite = project / "eval_suites/heldout/suite.yaml"
+    suite.write_text(suite.read_text() + "\ntier: ood\n")
+    _exit2(run_in(project, "toolkit", "evaluate", "list"), "eval_suites/heldout/suite.yaml:", "duplicate key 'tier'")
+
+
+@pytest.mark.parametrize("target", ["params.yaml", "policies/default.yaml", "eval_suites/heldout/suite.yaml"])
+def test_bytes_that_are_not_utf8_are_a_clear_error_with_the_line(project, target):
+    path = project / target
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = lines[2] + b" # caf\xe9"
+    path.write_bytes(b"\n".join(lines))
+    command = {"params.yaml": ["check-params"], "policies/default.yaml": ["gate"],
+               "eval_suites/heldout/suite.yaml": ["evaluate", "list"]}[target]
+    _exit2(run_in(project, "toolkit", *command), f"{target}:3", "not valid UTF-8")
+
+
+def test_a_datasheet_with_bytes_that_are_not_utf8_or_repeated_keys(tmp_path):
+    from toolkit.data.datasheet import load_datasheet
+
+    sheet = tmp_path / "d.datasheet.yaml"
+    sheet.write_bytes(b"name: tickets\nsource: caf\xe9\n")
+    with pytest.raises(DataError, match=r"d.datasheet.yaml:2: not valid UTF-8"):
+        load_datasheet(sheet)
+    sheet.write_text("name: tickets\nlicense: MIT\nlicense: proprietary\n")
+    with pytest.raises(DataError, match=r"d.datasheet.yaml:3: not valid YAML: duplicate key 'license'"):
+        load_datasheet(sheet)
+
+
+@pytest.mark.parametrize("key", ["train.init_adapter", "evaluate.canary.previous_adapter"])
+def test_a_pickled_adapter_is_refused_wherever_an_adapter_is_named(tmp_path, key):
+    from toolkit.train.base_stage import adapter_folder
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4}))
+    (folder / "adapter_model.bin").write_bytes(b"\x80\x04pickled")
+    with pytest.raises(ConfigError, match=r"only pickled weights \(adapter_model.bin\).*safetensors") as caught:
+        adapter_folder(folder, key)
+    assert key in str(caught.value)
+    bundle = tmp_path / "bundle"                      # a release bundle's adapter/ is checked the same way
+    shutil.copytree(folder, bundle / "adapter")
+    with pytest.raises(ConfigError, match="only pickled weights"):
+        adapter_folder(bundle, key)
+
+
+def test_a_pickled_adapter_is_never_loaded_for_evaluation_release_or_export(tmp_path):
+    from toolkit.train.base_stage import load_with_adapter
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4}))
+    (tmp_path / "adapter_model.bin").write_bytes(b"\x80\x04pickled")
+    with pytest.raises(ConfigError, match="only pickled weights"):
+        load_with_adapter(tmp_path / "no-base", tmp_path)
