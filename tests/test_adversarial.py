@@ -129,3 +129,50 @@ def test_a_pickled_adapter_is_never_loaded_for_evaluation_release_or_export(tmp_
     (tmp_path / "adapter_model.bin").write_bytes(b"\x80\x04pickled")
     with pytest.raises(ConfigError, match="only pickled weights"):
         load_with_adapter(tmp_path / "no-base", tmp_path)
+
+
+def _tickets(n):
+    from test_validate import ticket
+
+    return [json.dumps(ticket(i)) for i in range(n)]
+
+
+def test_quarantine_keeps_every_good_line_around_one_that_is_not_utf8(data_project):
+    from pathlib import Path
+
+    from toolkit.data.validate import run_validate
+    from toolkit.files import read_jsonl
+
+    params = data_project(_tickets(20), quarantine=True)
+    path = Path("data/d.jsonl")                         # as the fixture wrote it, then one byte spoiled
+    raw = path.read_bytes().split(b"\n")
+    raw[4] = raw[4].replace(b"Ticket", b"Ticket caf\xe9", 1)
+    path.write_bytes(b"\n".join(raw))
+    report = run_validate(params, progress=lambda _: None)
+    assert report.records_in == 20 and report.records_valid == 19 and report.records_quarantined == 1
+    (quarantined,) = list(read_jsonl("artifacts/data/quarantine.jsonl"))
+    assert quarantined["line"] == 5 and "not valid UTF-8" in quarantined["reason"]
+    # Without quarantine the run stops, naming that line.
+    strict = params.model_copy(update={"data": params.data.model_copy(update={"quarantine": False})})
+    with pytest.raises(DataError, match=r"data/d.jsonl:5: field '\(line\)': not valid UTF-8"):
+        run_validate(strict, progress=lambda _: None)
+
+
+def test_a_record_nested_100k_deep_is_set_aside(data_project):
+    from toolkit.data.validate import run_validate
+
+    deep = "[" * 100_000 + "]" * 100_000
+    report = run_validate(data_project(_tickets(20) + [deep], quarantine=True), progress=lambda _: None)
+    assert report.records_valid == 20 and report.records_quarantined == 1
+    assert "nested too deeply" in json.dumps(report.problems)
+
+
+def test_turns_shorter_than_the_ngram_do_not_crash_decontamination(data_project):
+    from toolkit.data.validate import run_validate
+
+    short = [json.dumps({"messages": [{"role": "user", "content": f"hi {i}"},
+                                      {"role": "assistant", "content": f"ok {i}"}]}) for i in range(30)]
+    odd = [json.dumps({"messages": [{"role": "user", "content": "\u0000"}, {"role": "assistant", "content": "x"}]})]
+    report = run_validate(data_project(short + odd, quarantine=True), progress=lambda _: None)
+    assert report.records_in == 31 and report.contamination.ngram == 13
+    assert report.records_valid + report.records_quarantined == 31

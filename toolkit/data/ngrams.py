@@ -54,7 +54,7 @@ class NgramHasher:
         with np.errstate(over="ignore"):
             long_docs = lengths >= self.n
             window_hash = np.zeros(len(stream), dtype=np.uint64)
-            for k in range(self.n):
+            for k in range(min(self.n, len(stream))):   # a corpus shorter than n words in all has no full window
                 window_hash[: len(stream) - k] += stream[k:] * self._weights[k]
             end_of_doc = np.repeat(starts + lengths, lengths)
             valid = (np.arange(len(stream)) + self.n <= end_of_doc) & long_docs[doc_of_position]

@@ -55,9 +55,14 @@ def load_records(path: str | Path, data_format: str = "auto") -> ParsedFile:
     try:
         text = raw_bytes.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw_bytes[: exc.start].count(b"\n") + 1
-        parsed.problems.append(Problem(name, line, "(file)", f"not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8"))
-        return parsed
+        if raw_bytes.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"["):
+            # One JSON array cannot be read around a bad byte: the whole file is refused.
+            line = raw_bytes[: exc.start].count(b"\n") + 1
+            parsed.problems.append(Problem(name, line, "(file)", f"not valid UTF-8 (byte {exc.start}); "
+                                           "re-save the file as UTF-8"))
+            return parsed
+        # JSON Lines: decode line by line, so one bad line is a problem of that line only.
+        text = "\n".join(_decode_lines(raw_bytes, name, parsed.problems))
     if not text.strip():
         parsed.problems.append(Problem(name, 1, "(file)", "the file is empty; expected JSON Lines or a JSON array of records"))
         return parsed
@@ -101,6 +106,9 @@ def _json_items(text: str, name: str, problems: list[Problem]):
         except json.JSONDecodeError as exc:
             problems.append(Problem(name, exc.lineno, "(file)", f"invalid JSON array: {exc.msg}"))
             return
+        except RecursionError:
+            problems.append(Problem(name, 1, "(file)", "JSON nested too deeply to be a file of training records"))
+            return
         decoder_lines = _array_item_lines(text, len(items))
         yield from zip(decoder_lines, items)
         return
@@ -114,6 +122,21 @@ def _json_items(text: str, name: str, problems: list[Problem]):
             yield line_no, json.loads(line)
         except json.JSONDecodeError as exc:
             problems.append(Problem(name, line_no, "(line)", f"invalid JSON: {exc.msg} at column {exc.colno}", line[:200]))
+        except RecursionError:
+            problems.append(Problem(name, line_no, "(line)", "JSON nested too deeply to be a training record", line[:200]))
+
+
+def _decode_lines(raw: bytes, name: str, problems: list[Problem]) -> list[str]:
+    """Each line decoded on its own; an undecodable one becomes a problem (and an empty line)."""
+    lines = []
+    for line_no, line in enumerate(raw.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(name, line_no, "(line)", f"not valid UTF-8 (byte {exc.start} of the line); "
+                                    "re-save the file as UTF-8", line[:200].decode("utf-8", "replace")))
+            lines.append("")
+    return lines
 
 
 def _array_item_lines(text: str, count: int) -> list[int]:
