@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_in
+from test_judge import judge_project  # noqa: F401 (fixture)
 from toolkit.errors import ConfigError, DataError
 
 SEPARATORS = ["\u2028", "\u2029", "\u0085", "\x0b", "\x0c", "\x1c"]
@@ -176,3 +177,53 @@ def test_turns_shorter_than_the_ngram_do_not_crash_decontamination(data_project)
     report = run_validate(data_project(short + odd, quarantine=True), progress=lambda _: None)
     assert report.records_in == 31 and report.contamination.ngram == 13
     assert report.records_valid + report.records_quarantined == 31
+
+
+@pytest.mark.e2e
+def test_an_orphaned_bundle_and_a_killed_staging_folder_never_block_or_reuse_a_version(pipeline_copy):
+    """A release killed after renaming its bundle but before its ledger entry leaves an orphan; one killed
+    while filling leaves .staging-*. The next release reports both, removes the staging folder, skips the
+    orphan's number, and --repair moves the orphan aside (kept as evidence)."""
+    registry = pipeline_copy / "registry"
+    run_in(pipeline_copy, "toolkit", "release", check=True)
+    shutil.copytree(registry / "releases/v1", registry / "releases/v2")      # the orphan: no ledger entry
+    (registry / "releases/.staging-killed").mkdir()
+    (registry / "releases/.staging-killed/half.json").write_text("{")
+    result = run_in(pipeline_copy, "toolkit", "release")
+    assert result.returncode == 0, result.stderr
+    assert "released version 3" in result.stdout and "Traceback" not in result.stderr
+    assert "releases/v2 has no ledger entry" in result.stderr and ".staging-killed" in result.stderr
+    assert not (registry / "releases/.staging-killed").exists() and (registry / "releases/v2").is_dir()
+    assert run_in(pipeline_copy, "toolkit", "verify", "registry/releases/v3").returncode == 0
+    assert run_in(pipeline_copy, "toolkit", "verify", "registry/releases/v2").returncode == 1
+    _exit2(run_in(pipeline_copy, "toolkit", "release", "--version", "2"), "orphaned bundle", "--repair")
+    repaired = run_in(pipeline_copy, "toolkit", "release", "--repair")
+    assert repaired.returncode == 0 and "released version 4" in repaired.stdout
+    assert not (registry / "releases/v2").exists() and len(list((registry / "orphaned").glob("v2-*"))) == 1
+    entries = [json.loads(line) for line in (registry / "ledger.jsonl").read_text().splitlines()]
+    assert [e["version"] for e in entries] == ["1", "3", "4"]
+
+
+def test_a_dead_judge_endpoint_trips_the_circuit_breaker(judge_project):
+    """200 requests against a port nobody listens on: the tier stops after the configured run of
+    connection failures instead of sending every request through every retry."""
+    import socket
+
+    from test_judge import _items
+    from toolkit.errors import ServiceError
+    from toolkit.evals.judge import run_judge
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    class Dead:
+        url = f"http://127.0.0.1:{port}"
+
+    params = judge_project(Dead, _items(100), max_connection_failures=5, concurrency=4)
+    with pytest.raises(ServiceError) as error:
+        run_judge(params)
+    message = str(error.value)
+    assert error.value.exit_code == 3 and "0 of 200 verdict(s) done" in message
+    failures = int(message.split("stopped after ")[1].split(" ")[0])
+    assert 5 <= failures <= 5 + 4, message          # the limit, plus requests already in flight

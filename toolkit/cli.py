@@ -331,12 +331,22 @@ def gate(params_file: str, policy: str | None) -> None:
 @click.option("--version", "version", default=None, help="Version to release (an integer or MAJOR.MINOR.PATCH; "
               "default: the next integer).")
 @click.option("--registry", default=None, help="Registry folder (default: release.registry).")
-def release(params_file: str, override: str | None, version: str | None, registry: str | None) -> None:
+@click.option("--repair", is_flag=True, help="Move bundles that have no ledger entry (a release killed before it was "
+              "recorded) to <registry>/orphaned/.")
+def release(params_file: str, override: str | None, version: str | None, registry: str | None, repair: bool) -> None:
     """Release the adapter into the registry: a verified bundle and a ledger entry. Refuses unless
     the gate passed or --override is given."""
     from toolkit.governance.release import run_release
 
-    result = run_release(load_params(params_file), override=override, version=version, registry_root=registry)
+    result = run_release(load_params(params_file), override=override, version=version, registry_root=registry,
+                         repair=repair)
+    for folder in result["cleaned"]:
+        click.echo(f"removed {folder}: the half-written bundle of a release that was killed", err=True)
+    for orphan in result["orphans"]:
+        what = "moved to the registry's orphaned/ folder" if repair else \
+            "its version number is skipped; `toolkit release --repair` moves it aside"
+        click.secho(f"warning: {orphan} has no ledger entry (a release killed before it was recorded); {what}",
+                    fg="yellow", err=True)
     entry, serving = result["entry"], result["serving"]
     if entry["override"]:
         click.secho(f"released with an OVERRIDE by {entry['override']['by']}: {entry['override']['reason']}",

@@ -156,6 +156,8 @@ class JudgeParams(StrictModel):
     concurrency: int = Field(8, ge=1, le=64)
     requests_per_minute: float = Field(0, ge=0, description="0: no limit beyond the API's own")
     max_retries: int = Field(4, ge=0, description="the SDK's retries with backoff on 429, 5xx, timeouts")
+    max_connection_failures: int = Field(10, ge=0, description="stop the tier after this many consecutive "
+                                         "connection failures (a dead endpoint); 0: never")
     timeout_s: float = Field(60, gt=0)
     max_tokens: int = Field(200, ge=16)
     base_url: str | None = Field(None, description="an API gateway or proxy; null: the Anthropic API")

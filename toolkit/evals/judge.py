@@ -107,7 +107,7 @@ class Judge:
     def cache_key(self, prompt: str) -> str:
         return sha256_text(json.dumps([self.model, self.system, prompt]))
 
-    def verdict(self, prompt: str) -> dict:
+    def verdict(self, prompt: str, breaker: CircuitBreaker | None = None) -> dict:
         """{"winner", "reason"} or {"winner": "invalid"}; API errors propagate after the SDK's retries."""
         path = self.cache_dir / f"{self.cache_key(prompt)}.json"
         if path.is_file():
@@ -116,8 +116,16 @@ class Judge:
             return json.loads(path.read_text(encoding="utf-8"))["verdict"]
         for _ in range(2):  # a malformed reply is asked once more, then recorded as invalid
             self.limiter.wait()
-            message = self.client.messages.create(model=self.model, max_tokens=self.max_tokens, system=self.system,
-                                                  messages=[{"role": "user", "content": prompt}])
+            client = breaker.client_for(self.client) if breaker else self.client
+            try:
+                message = client.messages.create(model=self.model, max_tokens=self.max_tokens, system=self.system,
+                                                 messages=[{"role": "user", "content": prompt}])
+            except Exception as exc:
+                if breaker:
+                    breaker.failed(exc)
+                raise
+            if breaker:
+                breaker.succeeded()
             text = "".join(getattr(block, "text", "") for block in message.content)
             with self.lock:
                 self.requests += 1
@@ -130,6 +138,38 @@ class Judge:
                                                    "output_tokens": message.usage.output_tokens}})
                 return verdict
         return {"winner": "invalid", "reason": "the judge's reply was not the JSON verdict asked for (twice)"}
+
+
+class CircuitOpen(Exception):
+    """The judge's endpoint kept refusing connections: the remaining requests are not sent."""
+
+
+class CircuitBreaker:
+    """Stops the tier after `limit` consecutive connection failures. After the first one, requests go
+    without the SDK's retries, so a dead endpoint costs one retry schedule, not one per request."""
+
+    def __init__(self, limit: int):
+        self.limit, self.consecutive, self.lock = limit, 0, threading.Lock()
+
+    @property
+    def open(self) -> bool:
+        return self.limit > 0 and self.consecutive >= self.limit
+
+    def client_for(self, client):
+        if self.open:
+            raise CircuitOpen(f"{self.consecutive} consecutive connection failures")
+        return client.with_options(max_retries=0) if self.consecutive else client
+
+    def failed(self, exc: Exception) -> None:
+        from anthropic import APIConnectionError   # APITimeoutError is one too
+
+        if isinstance(exc, APIConnectionError):
+            with self.lock:
+                self.consecutive += 1
+
+    def succeeded(self) -> None:
+        with self.lock:
+            self.consecutive = 0
 
 
 class BatchJudge(Judge):
@@ -254,7 +294,13 @@ def run_judge(params: Params, client=None) -> JudgeReport:
         verdicts, failures = judge.verdicts(prompts)
     else:
         judge = Judge(client, cfg.model, rubric, Path(cfg.cache_dir), cfg.max_tokens, cfg.requests_per_minute)
-        verdicts, failures = _concurrently(judge, prompts, cfg.concurrency)
+        breaker = CircuitBreaker(cfg.max_connection_failures)
+        verdicts, failures = _concurrently(judge, prompts, cfg.concurrency, breaker)
+        if breaker.open:
+            raise ServiceError(f"judge: stopped after {breaker.consecutive} consecutive connection failures to "
+                               f"{cfg.base_url or 'the Anthropic API'} (evaluate.judge.max_connection_failures); "
+                               f"{len(verdicts)} of {len(prompts)} verdict(s) done and cached in {cfg.cache_dir}; "
+                               "run again to continue from there")
     if failures or len(verdicts) < len(prompts):
         failures = failures or ["no result returned"]
         raise ServiceError(f"judge: {len(prompts) - len(verdicts)} of {len(prompts)} request(s) failed after {cfg.max_retries} retries "
@@ -299,15 +345,21 @@ def _priced(params: Params, judge: Judge) -> dict:
     return {"cost": cost, "currency": catalog.currency, "price": f"{price.source} ({price.date})"}
 
 
-def _concurrently(judge: Judge, prompts: dict, concurrency: int) -> tuple[dict, list[str]]:
+def _concurrently(judge: Judge, prompts: dict, concurrency: int,
+                  breaker: CircuitBreaker | None = None) -> tuple[dict, list[str]]:
     verdicts, failures = {}, []
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = {pool.submit(judge.verdict, prompt): key for key, prompt in prompts.items()}
+        futures = {pool.submit(judge.verdict, prompt, breaker): key for key, prompt in prompts.items()}
         for future in as_completed(futures):
             try:
                 verdicts[futures[future]] = future.result()
+            except CircuitOpen:
+                continue
             except Exception as exc:  # the SDK gave up after its retries (5xx, 429, timeouts, connection)
                 failures.append(f"{type(exc).__name__}: {exc}"[:300])
+            if breaker is not None and breaker.open:
+                for pending in futures:
+                    pending.cancel()   # not yet started: never sent
     return verdicts, failures
 
 

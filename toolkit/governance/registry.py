@@ -1,5 +1,9 @@
 """The release registry's layout: releases/v<version>/ bundles, ledger.jsonl and keys/.
 
+A release killed between renaming its bundle into place and appending its ledger entry leaves an
+orphan: a bundle no entry names. One killed while filling its bundle leaves a `.staging-*` folder.
+Both are found here; the release stage reports them and never reuses an orphan's version number.
+
 Kept apart from the release stage so that readers of the registry (the canary tier, `history`)
 import only this and the ledger.
 """
@@ -31,3 +35,15 @@ class Registry:
         """The last released bundle: what the canary tier compares against."""
         entries = ledger_mod.read_entries(self.ledger)
         return self.bundle(entries[-1]["version"]) if entries else None
+
+    def orphans(self, entries: list[dict]) -> list[Path]:
+        """Bundles with no ledger entry (a release killed before it was recorded)."""
+        recorded = {f"v{entry.get('version')}" for entry in entries}
+        return sorted(p for p in self.releases.glob("v*") if p.is_dir() and p.name not in recorded) \
+            if self.releases.is_dir() else []
+
+    def stale_staging(self) -> list[Path]:
+        """Half-filled bundles of killed releases. Only call under the ledger's lock: a live release
+        holds the lock while it fills its staging folder."""
+        return sorted(self.releases.glob(".staging-*")) if self.releases.is_dir() else []
+

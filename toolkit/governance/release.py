@@ -63,15 +63,19 @@ def git_commit() -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
-def next_version(entries: list[dict], requested: str | None) -> str:
+def next_version(entries: list[dict], requested: str | None, orphaned: set[str] = frozenset()) -> str:
+    """The requested version, or the next integer; never a released one, nor an orphan's."""
     taken = {entry["version"] for entry in entries}
     if requested is None:
-        numbers = [int(v) for v in taken if v.isdigit()]
+        numbers = [int(v) for v in taken | set(orphaned) if v.isdigit()]
         return str(max(numbers, default=0) + 1)
     if not (requested.isdigit() or _SEMVER.match(requested)):
         raise ConfigError(f"version {requested!r} is neither an integer nor MAJOR.MINOR.PATCH", key="--version")
     if requested in taken:
         raise ConfigError(f"version {requested} is already released", key="--version")
+    if requested in orphaned:
+        raise ConfigError(f"version {requested} has an orphaned bundle (a release killed before its ledger entry); "
+                          "move it aside with `toolkit release --repair`", key="--version")
     return requested
 
 
@@ -87,7 +91,7 @@ def manifest_for(bundle: Path) -> dict:
 
 
 def run_release(params: Params, override: str | None = None, version: str | None = None,
-                registry_root: str | None = None) -> dict:
+                registry_root: str | None = None, repair: bool = False) -> dict:
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     gate = read_report(report_path("gate"), GateReport)
     override_record = _override_record(override)
@@ -103,7 +107,8 @@ def run_release(params: Params, override: str | None = None, version: str | None
         if chain:
             raise ConfigError(f"the ledger is damaged, refusing to release: {chain[0].message}",
                               file=str(registry.ledger))
-        version = next_version(entries, version)
+        cleaned, orphans = _tidy(registry, entries, repair)
+        version = next_version(entries, version, {p.name[1:] for p in orphans if p.exists()})
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=registry.releases))
         try:
             _fill_bundle(staging, params, gate, override_record, version)
@@ -130,7 +135,23 @@ def run_release(params: Params, override: str | None = None, version: str | None
             **({"attestation_sha256": sha256_file(bundle / ATTESTATION)} if signer is not None else {}),
             "bundle": bundle.relative_to(registry.root).as_posix(),
         }, signer=signer)
-    return {"bundle": bundle, "entry": entry, "serving": serving}
+    return {"bundle": bundle, "entry": entry, "serving": serving, "cleaned": cleaned, "orphans": orphans}
+
+
+def _tidy(registry: Registry, entries: list[dict], repair: bool) -> tuple[list[Path], list[Path]]:
+    """Under the ledger's lock: remove the staging folders of killed releases; report orphaned bundles
+    and, with `repair`, move them to <registry>/orphaned/ (kept, never deleted: they are evidence)."""
+    cleaned = registry.stale_staging()
+    for folder in cleaned:
+        shutil.rmtree(folder, ignore_errors=True)
+    orphans = registry.orphans(entries)
+    if repair:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        for orphan in orphans:
+            target = registry.root / "orphaned" / f"{orphan.name}-{stamp}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            orphan.rename(target)
+    return cleaned, orphans
 
 
 def _signer(params: Params, policy: Policy, registry: Registry):
