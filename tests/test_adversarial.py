@@ -227,3 +227,15 @@ def test_a_dead_judge_endpoint_trips_the_circuit_breaker(judge_project):
     assert error.value.exit_code == 3 and "0 of 200 verdict(s) done" in message
     failures = int(message.split("stopped after ")[1].split(" ")[0])
     assert 5 <= failures <= 5 + 4, message          # the limit, plus requests already in flight
+
+
+def test_an_operating_system_error_exits_4_with_one_line_and_no_half_written_report(project):
+    """Root ignores read-only permissions, so the unwritable report is a folder in its place."""
+    (project / "reports/gate.json").mkdir(parents=True)
+    result = run_in(project, "toolkit", "gate")
+    assert result.returncode == 4, result.stdout + result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "IsADirectoryError" in line and "reports/gate.json" in line and "Traceback" not in result.stderr
+    log = line.split("(traceback: ")[1].rstrip(")")
+    assert "Traceback" in (project / log).read_text()
+    assert not [p for p in (project / "reports").iterdir() if p.name.startswith(".")]   # no temp file left behind

@@ -1,5 +1,6 @@
 """The `toolkit` command. Each command parses, calls the library, prints, and exits with
-0 on success, 1 when a gate failed, 2 on bad input or configuration."""
+0 on success, 1 when a gate failed, 2 on bad input or configuration, 3 when an external service
+kept failing, 4 on an unexpected error (operating system or internal; traceback in a log file)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ for _name, _value in (("HF_HUB_DISABLE_TELEMETRY", "1"), ("GX_ANALYTICS_ENABLED"
     os.environ.setdefault(_name, _value)
 
 
+UNEXPECTED_EXIT = 4   # a crash or an operating-system error (disk full, permissions): not a gate's "no"
+
+
 class ToolkitGroup(click.Group):
-    """Turns the toolkit's exceptions into a one-line message and the matching exit code."""
+    """Turns the toolkit's exceptions into a one-line message and the matching exit code; anything
+    unexpected exits 4 with its traceback in a log file, so CI can tell a crash from a failed gate."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -28,6 +33,33 @@ class ToolkitGroup(click.Group):
         except ToolkitError as exc:
             click.secho(f"error: {exc}", err=True, fg="red")
             ctx.exit(exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            log = _traceback_log()
+            click.secho(f"error: unexpected {type(exc).__name__}: {exc}" + (f" (traceback: {log})" if log else ""),
+                        err=True, fg="red")
+            ctx.exit(UNEXPECTED_EXIT)
+
+
+def _traceback_log() -> str | None:
+    """Write the current exception's traceback to .cache/errors/ (or the temp folder when the project
+    cannot be written, e.g. a full disk); None when neither can, and then print it."""
+    import datetime as dt
+    import tempfile
+    import traceback
+
+    text = traceback.format_exc()
+    name = f"toolkit-{dt.datetime.now().strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    for folder in (Path(".cache/errors"), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8")
+            return str(folder / name)
+        except OSError:
+            continue
+    click.echo(text, err=True)
+    return None
 
 
 params_option = click.option(
@@ -42,7 +74,8 @@ def cli() -> None:
     """Release fine-tuned LLM adapters under governance.
 
     Each pipeline stage is a command; `dvc repro` runs them in order (see dvc.yaml).
-    Exit codes: 0 success, 1 a gate failed, 2 bad input or configuration.
+    Exit codes: 0 success, 1 a gate failed, 2 bad input or configuration, 3 an external service
+    kept failing, 4 an unexpected error (the traceback is in .cache/errors/).
     """
 
 

@@ -1,6 +1,7 @@
 """Exception types that map to the CLI's exit codes.
 
-0 success, 1 a gate failed, 2 bad input or configuration, 3 an external service failed.
+0 success, 1 a gate failed, 2 bad input or configuration, 3 an external service failed; anything
+else that escapes a command exits 4 (toolkit.cli), so a crash never reads as a gate's "no".
 """
 
 from __future__ import annotations
