@@ -239,3 +239,13 @@ def test_an_operating_system_error_exits_4_with_one_line_and_no_half_written_rep
     log = line.split("(traceback: ")[1].rstrip(")")
     assert "Traceback" in (project / log).read_text()
     assert not [p for p in (project / "reports").iterdir() if p.name.startswith(".")]   # no temp file left behind
+
+
+def test_markdown_outputs_escape_html_and_keep_json_metadata(in_tmp):
+    from toolkit.templating import render
+
+    (in_tmp / "templates").mkdir()
+    (in_tmp / "templates/probe.md.j2").write_text("{{ text }}\nname: {{ text | tojson }}\n")
+    out = render("probe.md.j2", text="<script>alert(1)</script> & co")
+    assert out.splitlines()[0] == "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"
+    assert "<script>" not in out and out.splitlines()[1].startswith('name: "\\u003cscript')

@@ -162,6 +162,17 @@ def test_markup_in_the_datasheet_cannot_inject_into_either_document(pipeline_cop
         html = (pipeline_copy / "artifacts/model_card" / name).read_text()
         assert "<script>alert" not in html and "<img src=x" not in html, name
         assert "&lt;script&gt;alert" in html, name
+    # Markdown viewers (the Hub among them) render raw HTML too: the Markdown documents escape it.
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    params["governance"]["intended_use"] = "Triage <script>alert('card')</script> & more"
+    (pipeline_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_in(pipeline_copy, "toolkit", "card", check=True)
+    for name in ("README.md", "technical_documentation.md"):
+        text = (pipeline_copy / "artifacts/model_card" / name).read_text()
+        assert "<script>" not in text and "<img src=x" not in text, name
+        assert "&lt;script&gt;alert" in text, name
+    assert "Triage &lt;script&gt;alert('card')&lt;/script&gt; &amp; more" in \
+        (pipeline_copy / "artifacts/model_card/README.md").read_text()
 
 
 def test_mmlu_tier_paired_delta_samples_and_base_cache(pipeline_copy):
