@@ -232,7 +232,7 @@ def _change_weights(bundle):
 def swapped_adapter_resigned(registry, keys):
     """A different adapter, manifest regenerated, attestation and every ledger entry signed by another key."""
     from toolkit.governance.attestation import sign_statement
-    from toolkit.governance.release import bundle_files
+    from toolkit.files import file_digests
     from toolkit.governance.signing import load_signer
 
     bundle = registry / "releases/v1"
@@ -241,7 +241,7 @@ def swapped_adapter_resigned(registry, keys):
     signer = load_signer(keys["other"])
     statement = envelope_statement(json.loads((bundle / "attestation.intoto.json").read_text()))
     statement["subject"] = [{"name": n, "digest": {"sha256": d}} for n, d in
-                            bundle_files(bundle, ("attestation.intoto.json",)).items()]
+                            file_digests(bundle, ("attestation.intoto.json",)).items()]
     (bundle / "attestation.intoto.json").write_text(json.dumps(sign_statement(statement, signer)))
     _regenerate(registry, bundle, signer=signer)
 

@@ -44,6 +44,13 @@ def sha256_path(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def file_digests(folder: str | Path, exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under `folder`, except the relative paths in `exclude`."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() not in exclude)
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

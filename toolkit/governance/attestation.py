@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import __version__
-from toolkit.files import sha256_file
 
 ATTESTATION = "attestation.intoto.json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -26,13 +25,9 @@ BUILD_TYPE = "urn:toolkit:release:v1"
 BUILDER_ID = "urn:toolkit:cli"
 
 
-def file_descriptors(folder: Path, prefix: str | None = None) -> list[dict]:
-    """ResourceDescriptors (name + sha256) of every file under `folder`, sorted by name."""
-    folder = Path(folder)
-    files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
-    label = prefix if prefix is not None else folder.as_posix()
-    return [{"name": label if folder.is_file() else f"{label}/{p.relative_to(folder).as_posix()}",
-             "digest": {"sha256": sha256_file(p)}} for p in files]
+def descriptors(digests: dict[str, str], prefix: str) -> list[dict]:
+    """ResourceDescriptors (name + sha256) for files hashed by `toolkit.files.file_digests`."""
+    return [{"name": f"{prefix}/{name}", "digest": {"sha256": digest}} for name, digest in digests.items()]
 
 
 def statement(subjects: dict[str, str], *, params: dict, git_commit: str | None, dvc_lock_sha256: str | None,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import __version__
-from toolkit.files import sha256_file
+from toolkit.files import file_digests, sha256_file
 
 BOM_FILE = "bom.cdx.json"
 ADAPTER_REF = "adapter"
@@ -25,15 +25,14 @@ def _read(bundle: Path, name: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _file_properties(folder: Path, label: str):
+def _file_properties(digests: dict[str, str], label: str):
     from cyclonedx.model import Property
 
-    return [Property(name=f"toolkit:sha256:{label}/{p.relative_to(folder).as_posix()}", value=sha256_file(p))
-            for p in sorted(folder.rglob("*")) if p.is_file()]
+    return [Property(name=f"toolkit:sha256:{label}/{name}", value=digest) for name, digest in digests.items()]
 
 
-def build_bom(bundle: Path, version: str, model_name: str, base_path: Path | None,
-              suites: dict[str, Path]) -> dict:
+def build_bom(bundle: Path, version: str, model_name: str, base_files: dict[str, str],
+              suites: dict[str, dict[str, str]]) -> dict:
     """The ML-BOM of a bundle as a JSON-ready dict, validated against CycloneDX 1.6."""
     from cyclonedx.contrib.license.factories import LicenseFactory
     from cyclonedx.model import HashAlgorithm, HashType, Property
@@ -53,7 +52,7 @@ def build_bom(bundle: Path, version: str, model_name: str, base_path: Path | Non
         type=ComponentType.MACHINE_LEARNING_MODEL, bom_ref="base-model", name=base.get("model", "base"),
         version=base.get("revision") or None, description=f"{base.get('architecture')} base model "
         f"({base.get('parameters')} parameters, source: {base.get('source')})",
-        properties=_file_properties(base_path, "base") if base_path and base_path.is_dir() else [])
+        properties=_file_properties(base_files, "base"))
     adapter_dir = bundle / "adapter"
     adapter = Component(
         type=ComponentType.MACHINE_LEARNING_MODEL, bom_ref=ADAPTER_REF, name=model_name, version=version,
@@ -61,7 +60,7 @@ def build_bom(bundle: Path, version: str, model_name: str, base_path: Path | Non
                     f"on {base.get('model')}",
         hashes=sha256(adapter_dir / "adapter_model.safetensors"),
         licenses=[licenses.make_from_string(governance["license"])] if governance.get("license") else [],
-        properties=[*_file_properties(adapter_dir, "adapter"),
+        properties=[*_file_properties(file_digests(adapter_dir), "adapter"),
                     Property(name="toolkit:training_objective", value=str(train.get("method"))),
                     Property(name="toolkit:loss_on", value=str(train.get("loss_on")))])
     data = Component(
@@ -72,8 +71,8 @@ def build_bom(bundle: Path, version: str, model_name: str, base_path: Path | Non
         properties=[Property(name=f"toolkit:datasheet:{key}", value=str(datasheet[key]))
                     for key in ("source", "collection_method", "legal_basis", "pii_handling", "date") if datasheet.get(key)])
     suite_components = [Component(type=ComponentType.DATA, bom_ref=f"suite-{name}", name=f"eval_suites/{name}",
-                                  description=f"evaluation suite {name}", properties=_file_properties(folder, name))
-                        for name, folder in sorted(suites.items())]
+                                  description=f"evaluation suite {name}", properties=_file_properties(digests, name))
+                        for name, digests in sorted(suites.items())]
     bom = Bom(components=[base_component, adapter, data, *suite_components])
     bom.metadata.component = Component(type=ComponentType.APPLICATION, bom_ref="release", name=f"{model_name} release",
                                        version=version)

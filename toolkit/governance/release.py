@@ -25,9 +25,9 @@ from pathlib import Path
 
 from toolkit.config import Params
 from toolkit.errors import ConfigError, GateFailed, MissingInputError
-from toolkit.files import atomic_write_json, atomic_write_text, sha256_file
+from toolkit.files import atomic_write_json, atomic_write_text, file_digests, sha256_file
 from toolkit.governance import ledger as ledger_mod
-from toolkit.governance.attestation import ATTESTATION, file_descriptors, sign_statement, statement
+from toolkit.governance.attestation import ATTESTATION, descriptors, sign_statement, statement
 from toolkit.governance.bom import BOM_FILE, build_bom
 from toolkit.governance.card import CARD_HTML, CARD_MARKDOWN, TECHDOC_HTML, TECHDOC_MARKDOWN
 from toolkit.governance.gate import GATE_MARKDOWN
@@ -79,15 +79,9 @@ def next_version(entries: list[dict], requested: str | None, orphaned: set[str] 
     return requested
 
 
-def bundle_files(bundle: Path, exclude: tuple[str, ...] = ()) -> dict[str, str]:
-    """Relative path -> SHA-256 of every file in a bundle, except the top-level names in `exclude`."""
-    files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.relative_to(bundle).as_posix() not in exclude)
-    return {p.relative_to(bundle).as_posix(): sha256_file(p) for p in files}
-
-
 def manifest_for(bundle: Path) -> dict:
     """The manifest lists every file but itself and the attestation (which attests the manifest too)."""
-    return {"files": bundle_files(bundle, (MANIFEST, ATTESTATION))}
+    return {"files": file_digests(bundle, (MANIFEST, ATTESTATION))}
 
 
 def run_release(params: Params, override: str | None = None, version: str | None = None,
@@ -115,12 +109,14 @@ def run_release(params: Params, override: str | None = None, version: str | None
             serving = _serving_record(Path(base.model_path), staging, params)
             info = _release_info(version, base, gate, override_record, serving, signer)
             atomic_write_json(staging / RELEASE_INFO, info)
-            suites = _suite_folders(params)
+            # Hashed once, for the BOM and the attestation (a real base is many GB).
+            base_files = file_digests(base.model_path) if Path(base.model_path).is_dir() else {}
+            suites = {name: file_digests(folder) for name, folder in _suite_folders(params).items()}
             model_name = read_report(report_path("card"), CardReport).model_name
-            atomic_write_json(staging / BOM_FILE, build_bom(staging, version, model_name, Path(base.model_path), suites))
+            atomic_write_json(staging / BOM_FILE, build_bom(staging, version, model_name, base_files, suites))
             atomic_write_json(staging / MANIFEST, manifest_for(staging))
             if signer is not None:
-                atomic_write_json(staging / ATTESTATION, _attestation(staging, params, info, base, gate, suites,
+                atomic_write_json(staging / ATTESTATION, _attestation(staging, params, info, base_files, gate, suites,
                                                                         started, signer))
             bundle = registry.bundle(version)
             staging.rename(bundle)
@@ -177,20 +173,22 @@ def _suite_folders(params: Params) -> dict[str, Path]:
     return {p.name: p for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
 
 
-def _attestation(bundle: Path, params: Params, info: dict, base: BaseModelReport, gate: GateReport,
-                 suites: dict[str, Path], started: str, signer) -> dict:
+def _attestation(bundle: Path, params: Params, info: dict, base_files: dict[str, str], gate: GateReport,
+                 suites: dict[str, dict[str, str]], started: str, signer) -> dict:
     """The signed in-toto statement: the bundle's files as subjects, SLSA provenance as predicate."""
     validate = read_report(report_path("validate"), ValidateReport)
-    dependencies = file_descriptors(Path(base.model_path), "base")
+    dependencies = descriptors(base_files, "base")
     dependencies.append({"name": f"data/{validate.data_file}", "digest": {"sha256": validate.data_sha256}})
     if params.data.datasheet and Path(params.data.datasheet).is_file():
-        dependencies += file_descriptors(Path(params.data.datasheet), f"datasheet/{params.data.datasheet}")
-    dependencies += file_descriptors(Path("policies"), "policies")
+        dependencies.append({"name": f"datasheet/{params.data.datasheet}",
+                             "digest": {"sha256": sha256_file(params.data.datasheet)}})
+    dependencies += descriptors(file_digests("policies"), "policies")
     if not Path(gate.policy_file).resolve().is_relative_to(Path("policies").resolve()):
-        dependencies += file_descriptors(Path(gate.policy_file), f"policy/{Path(gate.policy_file).name}")
-    for name, folder in suites.items():
-        dependencies += file_descriptors(folder, f"eval_suites/{name}")
-    return sign_statement(statement(bundle_files(bundle, (ATTESTATION,)), params=params.model_dump(mode="json"),
+        dependencies.append({"name": f"policy/{Path(gate.policy_file).name}",
+                             "digest": {"sha256": sha256_file(gate.policy_file)}})
+    for name, digests_ in suites.items():
+        dependencies += descriptors(digests_, f"eval_suites/{name}")
+    return sign_statement(statement(file_digests(bundle, (ATTESTATION,)), params=params.model_dump(mode="json"),
                                     git_commit=info["git_commit"], dvc_lock_sha256=info["dvc_lock_sha256"],
                                     dependencies=dependencies, started=started, version=info["version"]), signer)
 

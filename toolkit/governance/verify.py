@@ -28,12 +28,12 @@ from pathlib import Path
 import yaml
 
 from toolkit.errors import ConfigError
-from toolkit.files import sha256_file, sha256_path
+from toolkit.files import file_digests, sha256_file, sha256_path
 from toolkit.governance import ledger as ledger_mod
 from toolkit.governance.attestation import (ATTESTATION, dependency_digests, envelope_problem, envelope_statement,
                                             read_envelope, subject_problems)
 from toolkit.governance.bom import BOM_FILE
-from toolkit.governance.release import MANIFEST, POLICY_FILE, RELEASE_INFO, bundle_files, manifest_for
+from toolkit.governance.release import MANIFEST, POLICY_FILE, RELEASE_INFO, manifest_for
 from toolkit.governance.signing import keyring_dir, load_keys
 
 
@@ -214,7 +214,7 @@ def _check_signature(bundle: Path, info: dict, entry: dict | None, entries: list
     keyid, problem = envelope_problem(envelope, keys)
     if problem:
         return Check("signature", False, problem)
-    problems = subject_problems(envelope_statement(envelope), bundle_files(bundle, (ATTESTATION,)))
+    problems = subject_problems(envelope_statement(envelope), file_digests(bundle, (ATTESTATION,)))
     if entry is None:
         problems.append("no ledger entry to check")
     elif entry.get("attestation_sha256") != sha256_file(bundle / ATTESTATION):
@@ -271,7 +271,7 @@ def _check_serving_deep(bundle: Path, info: dict, base: Path | None) -> Check:
         return Check("serving", False, f"base model folder {base} not found; pass --base PATH")
     if (bundle / ATTESTATION).is_file():
         expected = dependency_digests(envelope_statement(read_envelope(bundle / ATTESTATION)), "base")
-        actual = bundle_files(base)
+        actual = file_digests(base)
         wrong = sorted(name for name in expected if actual.get(name) != expected[name])
         if wrong or not expected:
             return Check("serving", False, f"the base at {base} does not match the attested digests "
