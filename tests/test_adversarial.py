@@ -249,3 +249,77 @@ def test_markdown_outputs_escape_html_and_keep_json_metadata(in_tmp):
     out = render("probe.md.j2", text="<script>alert(1)</script> & co")
     assert out.splitlines()[0] == "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"
     assert "<script>" not in out and out.splitlines()[1].startswith('name: "\\u003cscript')
+
+
+def test_a_datasheet_of_wrong_types_lists_every_problem_with_its_key_and_line(tmp_path):
+    from toolkit.data.datasheet import load_datasheet
+
+    sheet = tmp_path / "d.datasheet.yaml"
+    good = yaml.safe_load((REPO / "data/support_tickets.datasheet.yaml").read_text())
+    load_datasheet(REPO / "data/support_tickets.datasheet.yaml")          # the demo's passes
+    bad = {**good, "license": 42, "languages": "en", "date": "last spring", "source": "  "}
+    del bad["legal_basis"]
+    sheet.write_text(yaml.safe_dump(bad, sort_keys=False))
+    lines = {key: n for n, text in enumerate(sheet.read_text().splitlines(), 1) for key in bad if text.startswith(f"{key}:")}
+    with pytest.raises(DataError) as error:
+        load_datasheet(sheet)
+    message = str(error.value)
+    for key in ("license", "languages", "date", "source"):
+        assert f"d.datasheet.yaml:{lines[key]}: " in message and f"{key}" in message, message
+    assert "legal_basis: required but missing" in message and "(5 problems in all)" in message
+    sheet.write_text(yaml.safe_dump({**good, "languages": ["English"]}))
+    with pytest.raises(DataError, match=r"field 'languages': not a language code: 'English'"):
+        load_datasheet(sheet)
+    sheet.write_text(yaml.safe_dump({**good, "date": "2024-01 to 2024-06", "funding": {"grant": 7}}))
+    assert load_datasheet(sheet)["funding"] == {"grant": 7}                 # further keys are kept
+
+
+def test_every_bad_line_is_named_up_to_the_limit_with_a_count_of_the_rest(data_project):
+    from toolkit.data.validate import run_validate
+    from toolkit.errors import MAX_LISTED
+
+    lines = _tickets(50)
+    bad = list(range(1, 50, 2))                                              # 25 bad lines among good ones
+    for index in bad:
+        lines[index] = "{not json"
+    with pytest.raises(DataError) as error:
+        run_validate(data_project(lines), progress=lambda _: None)
+    message = str(error.value)
+    named = [n for n in range(1, 51) if f"data/d.jsonl:{n}: " in message]
+    assert named == [i + 1 for i in bad][: MAX_LISTED + 1]                   # the first, then MAX_LISTED more
+    assert f"... and {len(bad) - MAX_LISTED - 1} more" in message
+    assert f"{len(bad)} problem(s) on {len(bad)} line(s)" in message and "data.quarantine: true" in message
+
+
+def test_every_bad_params_key_is_named_with_its_line(project):
+    text = (project / "params.yaml").read_text()
+    params = yaml.safe_load(text)
+    params["train"]["learning_rate"] = "fast"
+    params["train"]["epochz"] = 3
+    params["evaluate"]["confidence"] = "high"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = run_in(project, "toolkit", "check-params")
+    _exit2(result, "train.learning_rate", "train.epochz: unknown key", "evaluate.confidence", "(3 problems in all)")
+    assert result.stderr.count("params.yaml:") == 3
+
+
+@pytest.mark.e2e
+def test_a_missing_datasheet_is_the_policys_decision(pipeline_copy):
+    """`data.datasheet: null` validates; the card says provenance is undocumented; the default policy
+    warns and production blocks."""
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    params["data"]["datasheet"] = None
+    (pipeline_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_in(pipeline_copy, "toolkit", "validate", check=True)
+    assert json.loads((pipeline_copy / "reports/validate.json").read_text())["datasheet_present"] is False
+    run_in(pipeline_copy, "toolkit", "card", check=True)
+    card = (pipeline_copy / "artifacts/model_card/README.md").read_text()
+    assert "| Datasheet | None: `data.datasheet` is not set" in card
+    outcomes = {}
+    for policy in ("default", "production", "high-risk"):
+        run_in(pipeline_copy, "toolkit", "gate", "--policy", policy)
+        gate = json.loads((pipeline_copy / "reports/gate.json").read_text())
+        outcomes[policy] = next((r["status"], r["severity"]) for r in gate["rules"] if r["id"] == "datasheet_present")
+        if policy == "default":
+            assert gate["passed"], gate
+    assert outcomes == {"default": ("failed", "warn"), "production": ("failed", "block"), "high-risk": ("failed", "block")}

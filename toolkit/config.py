@@ -299,24 +299,39 @@ def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
 
 
 def _config_error(exc: ValidationError, path: Path, text: str) -> ConfigError:
-    """The first validation problem, with its dotted key and the line it is on."""
+    return validation_error(exc, str(path), text, suggest_from=Params)
+
+
+def validation_problems(exc: ValidationError, text: str, suggest_from: type[BaseModel] | None = None
+                        ) -> list[tuple[str, str, int | None]]:
+    """(dotted key, message, line) for every problem pydantic found in a YAML document, in file order."""
     problems = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
-        key = ".".join(loc)
         if error["type"] == "extra_forbidden":
-            message = "unknown key" + _suggestion(loc)
+            message = "unknown key" + (_suggestion(loc, suggest_from) if suggest_from else "")
+        elif error["type"] == "missing":
+            message = "required but missing"
         else:
-            message = f"{error['msg']} (got {error.get('input')!r})"
-        problems.append((key, message, yaml_line(text, loc)))
+            message = f"{error['msg'].removeprefix('Value error, ')} (got {error.get('input')!r})"
+        problems.append((".".join(loc), message, yaml_line(text, loc)))
+    return sorted(problems, key=lambda problem: (problem[2] is None, problem[2] or 0))
+
+
+def validation_error(exc: ValidationError, file: str, text: str, suggest_from: type[BaseModel] | None = None,
+                     error_type: type = ConfigError) -> Exception:
+    """One error naming the first problem's key and line and listing every other one."""
+    problems = validation_problems(exc, text, suggest_from)
     key, message, line = problems[0]
-    extra = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    return ConfigError(message + extra, file=str(path), line=line, key=key)
+    where = {"key": key} if error_type is ConfigError else {"field": key}
+    more = [f"{file}:{l}: {k}: {m}" if l else f"{file}: {k}: {m}" for k, m, l in problems[1:]]
+    note = f"{len(problems)} problems in all" if len(problems) > 1 else ""
+    return error_type(message, file=file, line=line, more=more, note=note, **where)
 
 
-def _suggestion(loc: list[str]) -> str:
+def _suggestion(loc: list[str], root: type[BaseModel]) -> str:
     """'; did you mean ...?' for a misspelt key, from the fields of the section it sits in."""
-    model: Any = Params
+    model: Any = root
     for part in loc[:-1]:
         field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
         if field is None:

@@ -6,6 +6,19 @@ else that escapes a command exits 4 (toolkit.cli), so a crash never reads as a g
 
 from __future__ import annotations
 
+from typing import Sequence
+
+MAX_LISTED = 20   # problems an error message lists before it only counts the rest
+
+
+def listing(problems: Sequence[str], note: str = "", limit: int = MAX_LISTED) -> str:
+    """Further problems, one per indented line, up to `limit`, then how many more; and a closing note.
+    A user fixing a file needs every bad line at once, not one per run."""
+    text = "".join(f"\n  {problem}" for problem in problems[:limit])
+    if len(problems) > limit:
+        text += f"\n  ... and {len(problems) - limit} more"
+    return text + (f"\n  ({note})" if note else "")
+
 
 class ToolkitError(Exception):
     """Base class; carries the process exit code the CLI should use."""
@@ -16,23 +29,25 @@ class ToolkitError(Exception):
 class ConfigError(ToolkitError):
     """A parameter, policy or suite file is wrong. Names the file, line and key."""
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, key: str | None = None):
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, key: str | None = None,
+                 more: Sequence[str] = (), note: str = ""):
         self.file, self.line, self.key = file, line, key
         where = file or ""
         if file and line:
             where = f"{file}:{line}"
         prefix = ": ".join(part for part in (where, key) if part)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
+        super().__init__((f"{prefix}: {message}" if prefix else message) + listing(more, note))
 
 
 class DataError(ToolkitError):
     """Input data is malformed. Names the file, line and field."""
 
-    def __init__(self, message: str, *, file: str, line: int | None = None, field: str | None = None):
+    def __init__(self, message: str, *, file: str, line: int | None = None, field: str | None = None,
+                 more: Sequence[str] = (), note: str = ""):
         self.file, self.line, self.field = file, line, field
         where = f"{file}:{line}" if line else file
         prefix = f"{where}: field '{field}'" if field else where
-        super().__init__(f"{prefix}: {message}")
+        super().__init__(f"{prefix}: {message}" + listing(more, note))
 
 
 class MissingInputError(ToolkitError):

@@ -160,7 +160,7 @@ class ValidateReport(Report):
     class_balance: BalanceSection
     warnings: list[str]
     datasheet: dict[str, Any] | None
-    datasheet_missing_fields: list[str]
+    datasheet_present: bool   # data.datasheet set; the policy decides whether it may be absent
     html_report: str
     timings_s: dict[str, float] = {}
 

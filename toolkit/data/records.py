@@ -121,7 +121,7 @@ def _json_items(text: str, name: str, problems: list[Problem]):
         try:
             yield line_no, json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.append(Problem(name, line_no, "(line)", f"invalid JSON: {exc.msg} at column {exc.colno}", line[:200]))
+            problems.append(Problem(name, line_no, "(line)", f"invalid JSON: {exc.msg} (column {exc.colno})", line[:200]))
         except RecursionError:
             problems.append(Problem(name, line_no, "(line)", "JSON nested too deeply to be a training record", line[:200]))
 

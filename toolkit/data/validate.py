@@ -43,11 +43,7 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
     data_path = Path(data.path)
     if not data_path.is_file():
         raise DataError("training data file not found (params.yaml data.path)", file=data.path)
-    datasheet, datasheet_missing = (None, [])
-    if data.datasheet:
-        datasheet, datasheet_missing = load_datasheet(data.datasheet)
-        if datasheet_missing:
-            raise DataError(f"missing required datasheet field(s): {', '.join(datasheet_missing)}", file=data.datasheet)
+    datasheet = load_datasheet(data.datasheet) if data.datasheet else None
     suites = discover_suites(Path(data.decontamination.suites_dir))
     patterns = injection.load_patterns()
     tokenizer, tokenizer_source = load_tokenizer(params)
@@ -92,9 +88,11 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
     bad_lines = {p.line for p in problems}
     if problems and not data.quarantine:
         first = problems[0]
-        more = f" ({len(problems) - 1} more problem(s); set data.quarantine: true to set bad records aside)" \
-            if len(problems) > 1 else " (set data.quarantine: true to set bad records aside)"
-        raise DataError(first.message + more, file=first.file, line=first.line, field=first.field)
+        lines = len(bad_lines)
+        note = (f"{len(problems)} problem(s) on {lines} line(s); " if len(problems) > 1 else "") + \
+            "set data.quarantine: true to set bad records aside and train on the rest"
+        raise DataError(first.message, file=first.file, line=first.line, field=first.field,
+                        more=[str(p) for p in problems[1:]], note=note)
     good = [r for r in parsed.records if r.line not in bad_lines]
     if not good:
         raise DataError("no valid records left to train on", file=data.path)
@@ -124,11 +122,14 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
         suite_results.append(result)
         contaminated |= involved
     if contaminated and data.decontamination.action == "block":
-        first = min(contaminated)
-        hit = next(r for r in suite_results if r.pairs)
-        raise DataError(f"overlaps evaluation suite {hit.suite} (line {hit.pairs[0]['suite_line']}) by a "
-                        f"{data.decontamination.ngram}-gram; {len(contaminated)} training record(s) overlap in all; "
-                        "data.decontamination.action is block", file=data.path, line=good[first].line)
+        pairs = sorted((pair["train_line"], result.suite, pair["suite_line"]) for result in suite_results
+                       for pair in result.pairs)
+        messages = [f"overlaps evaluation suite {suite} (line {suite_line}) by a {data.decontamination.ngram}-gram"
+                    for _, suite, suite_line in pairs]
+        raise DataError(messages[0], file=data.path, line=pairs[0][0],
+                        more=[f"{data.path}:{line}: {message}" for (line, _, _), message in zip(pairs[1:], messages[1:])],
+                        note=f"{len(contaminated)} training record(s) overlap in all; data.decontamination.action "
+                             "is block (drop removes them)")
     dropped_contaminated = 0
     if contaminated and data.decontamination.action == "drop":
         dropped_rows += [{"line": good[i].line, "reason": "overlaps an evaluation suite", "record": good[i].as_row()}
@@ -238,7 +239,7 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
         class_balance=balance,
         warnings=warnings,
         datasheet=datasheet,
-        datasheet_missing_fields=datasheet_missing,
+        datasheet_present=datasheet is not None,
         html_report=VALIDATE_HTML.as_posix(),
         timings_s=phases.finish(),
     )

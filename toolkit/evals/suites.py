@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from toolkit.config import parse_yaml, yaml_line
+from toolkit.config import parse_yaml, validation_error, yaml_line
 from toolkit.errors import ConfigError, DataError
 from toolkit.evals.metrics import Metric, check_arguments, get_metric
 from toolkit.layout import SPLIT_FILES
@@ -117,10 +117,7 @@ def parse_suite(folder: Path) -> Suite:
     try:
         spec = _SuiteSpec.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = [str(part) for part in error["loc"]]
-        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        raise ConfigError(message, file=source, line=yaml_line(text, loc), key=".".join(loc)) from None
+        raise validation_error(exc, source, text, suggest_from=_SuiteSpec) from None
 
     metrics = {}
     for name, settings in spec.metrics.items():

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from toolkit.config import yaml_line
+from toolkit.config import validation_error, yaml_line
 from toolkit.errors import ConfigError
 from toolkit.files import parse_yaml
 
@@ -146,13 +146,10 @@ def load_catalog(project_catalog: str | None = None) -> Catalog:
     try:
         return Catalog.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = [str(part) for part in error["loc"]]
+        # The catalog is layered: name the overlay that set the first bad key (else the last file read).
+        loc = [str(part) for part in exc.errors()[0]["loc"]]
         source = next((s for s in reversed(sources) if yaml_line(s.read_text(encoding="utf-8"), loc[:1])), sources[-1])
-        text = source.read_text(encoding="utf-8")
-        message = "missing" if error["type"] == "missing" else f"{error['msg']} (got {error.get('input')!r})"
-        more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-        raise ConfigError(message + more, file=str(source), line=yaml_line(text, loc), key=".".join(loc)) from None
+        raise validation_error(exc, str(source), source.read_text(encoding="utf-8")) from None
 
 
 def _read(path: Path) -> dict:
