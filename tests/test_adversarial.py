@@ -1,6 +1,7 @@
 """Adversarial and careless inputs (issue #21), each kept as a test: records split at the wrong
 characters, YAML with repeated keys or bytes that are not UTF-8, pickled adapters."""
 
+import contextlib
 import json
 import shutil
 
@@ -196,7 +197,7 @@ def test_an_orphaned_bundle_and_a_killed_staging_folder_never_block_or_reuse_a_v
     assert not (registry / "releases/.staging-killed").exists() and (registry / "releases/v2").is_dir()
     assert run_in(pipeline_copy, "toolkit", "verify", "registry/releases/v3").returncode == 0
     assert run_in(pipeline_copy, "toolkit", "verify", "registry/releases/v2").returncode == 1
-    _exit2(run_in(pipeline_copy, "toolkit", "release", "--version", "2"), "orphaned bundle", "--repair")
+    _exit2(run_in(pipeline_copy, "toolkit", "release", "--version", "2"), "orphaned bundle")
     repaired = run_in(pipeline_copy, "toolkit", "release", "--repair")
     assert repaired.returncode == 0 and "released version 4" in repaired.stdout
     assert not (registry / "releases/v2").exists() and len(list((registry / "orphaned").glob("v2-*"))) == 1
@@ -322,4 +323,154 @@ def test_a_missing_datasheet_is_the_policys_decision(pipeline_copy):
         outcomes[policy] = next((r["status"], r["severity"]) for r in gate["rules"] if r["id"] == "datasheet_present")
         if policy == "default":
             assert gate["passed"], gate
-    assert outcomes == {"default": ("failed", "warn"), "production": ("failed", "block"), "high-risk": ("failed", "block")}
+    assert outcomes == {"default": ("warned", "warn"), "production": ("failed", "block"), "high-risk": ("failed", "block")}
+
+
+# A release run in a child process that SIGKILLs itself at the n-th call of a function: a real kill at
+# an exact point, with no hook in the toolkit's code.
+KILLER = """
+import importlib, os, signal, sys
+module, name, nth, when = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+owner = importlib.import_module(module)
+*path, attribute = name.split(".")
+for part in path:
+    owner = getattr(owner, part)
+original, calls = getattr(owner, attribute), []
+def killer(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == nth and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    result = original(*args, **kwargs)
+    if len(calls) == nth:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+setattr(owner, attribute, killer)
+from toolkit.cli import main
+sys.argv = ["toolkit", "release"]
+main()
+"""
+KILL_POINTS = {   # function, which call, killed before or after it; what the next release must find
+    "while filling the bundle": ("toolkit.governance.release", "_copy", 5, "before", "staging"),
+    "after writing the manifest": ("toolkit.governance.release", "manifest_for", 1, "after", "staging"),
+    "at the rename into place": ("pathlib", "Path.rename", 1, "before", "staging"),
+    "before the ledger entry": ("toolkit.governance.ledger", "append", 1, "before", "orphan"),
+    "right after the ledger entry": ("toolkit.governance.ledger", "append", 1, "after", "released"),
+}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_a_release_killed_at_any_point_leaves_a_registry_the_next_release_and_verify_handle(pipeline_copy, point):
+    import sys
+
+    module, name, nth, when, left = KILL_POINTS[point]
+    registry = pipeline_copy / "registry"
+    run_in(pipeline_copy, "toolkit", "release", check=True)                         # v1, a good release
+    killed = run_in(pipeline_copy, sys.executable, "-c", KILLER, module, name, str(nth), when)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    versions = [json.loads(line)["version"] for line in (registry / "ledger.jsonl").read_text().splitlines()]
+    staging = list((registry / "releases").glob(".staging-*"))
+    assert versions == (["1", "2"] if left == "released" else ["1"])
+    assert bool(staging) == (left == "staging") and (registry / "releases/v2").is_dir() == (left != "staging")
+    result = run_in(pipeline_copy, "toolkit", "release")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    expected = {"staging": "2", "orphan": "3", "released": "3"}[left]
+    assert f"released version {expected}" in result.stdout
+    assert not list((registry / "releases").glob(".staging-*"))
+    for version in {"1", expected} | ({"2"} if left == "released" else set()):
+        assert run_in(pipeline_copy, "toolkit", "verify", f"registry/releases/v{version}").returncode == 0, version
+    if left == "orphan":                # never recorded: verify fails it, and its number is never reused
+        assert run_in(pipeline_copy, "toolkit", "verify", "registry/releases/v2").returncode == 1
+        run_in(pipeline_copy, "toolkit", "release", "--repair", check=True)
+        assert "released version 4" in run_in(pipeline_copy, "toolkit", "release").stdout
+
+
+@pytest.mark.e2e
+def test_a_torn_ledger_line_is_refused_then_set_aside_by_repair(pipeline_copy):
+    """A disk that filled up (or a kill) mid-append leaves half an entry: the next release says so
+    (exit 2, line), --repair keeps the torn bytes under orphaned/ and never reuses the version."""
+    registry = pipeline_copy / "registry"
+    run_in(pipeline_copy, "toolkit", "release", check=True)
+    run_in(pipeline_copy, "toolkit", "release", check=True)
+    ledger = registry / "ledger.jsonl"
+    data = ledger.read_bytes()
+    first_end = data.index(b"\n") + 1
+    ledger.write_bytes(data[: first_end + (len(data) - first_end) // 2])
+    _exit2(run_in(pipeline_copy, "toolkit", "release"), "ledger.jsonl:2", "not completely written", "--repair")
+    assert run_in(pipeline_copy, "toolkit", "verify", "registry/releases/v1").returncode == 1   # the chain is damaged
+    repaired = run_in(pipeline_copy, "toolkit", "release", "--repair")
+    assert repaired.returncode == 0 and "released version 3" in repaired.stdout, repaired.stderr
+    (kept,) = (registry / "orphaned").glob("ledger-tail-*.txt")
+    assert data[first_end:].startswith(kept.read_bytes()) and (registry / "orphaned").glob("v2-*")
+    assert [json.loads(line)["version"] for line in ledger.read_text().splitlines()] == ["1", "3"]
+    assert run_in(pipeline_copy, "toolkit", "verify", "registry/releases/v3").returncode == 0
+    # A complete last entry that lost only its newline is not torn: the next entry goes on its own line.
+    ledger.write_bytes(ledger.read_bytes().rstrip(b"\n"))
+    run_in(pipeline_copy, "toolkit", "release", check=True)
+    assert [json.loads(line)["version"] for line in ledger.read_text().splitlines()] == ["1", "3", "4"]
+
+
+@contextlib.contextmanager
+def read_only(folder):
+    """A folder nobody may write, root included (root ignores permission bits: use the immutable flag)."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root on a file system without the immutable flag: cannot make a folder read-only")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.e2e
+def test_a_read_only_registry_or_reports_folder_exits_4_and_changes_nothing(pipeline_copy):
+    registry = pipeline_copy / "registry"
+    run_in(pipeline_copy, "toolkit", "release", check=True)
+    ledger = (registry / "ledger.jsonl").read_bytes()
+    with read_only(registry / "releases"):
+        result = run_in(pipeline_copy, "toolkit", "release")
+    assert result.returncode == 4 and "Traceback" not in result.stderr, result.stderr
+    assert "registry/releases" in result.stderr and "PermissionError" in result.stderr
+    assert (registry / "ledger.jsonl").read_bytes() == ledger and sorted(os_names(registry / "releases")) == ["v1"]
+    gate = (pipeline_copy / "reports/gate.json").read_bytes()
+    with read_only(pipeline_copy / "reports"):
+        result = run_in(pipeline_copy, "toolkit", "gate")
+    assert result.returncode == 4 and "reports" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert (pipeline_copy / "reports/gate.json").read_bytes() == gate
+    assert not [p for p in (pipeline_copy / "reports").iterdir() if p.name.startswith(".")]
+
+
+def os_names(folder):
+    return [p.name for p in folder.iterdir()]
+
+
+def test_a_failed_validate_leaves_no_report_or_split_of_an_earlier_run(data_project):
+    """Issue #15: after an exit 2 the previous run's reports/validate.json (passed: true) stayed."""
+    from pathlib import Path
+
+    from toolkit.data.validate import run_validate
+
+    params = data_project(_tickets(30))
+    run_validate(params, progress=lambda _: None)
+    outputs = [Path("reports/validate.json"), Path("reports/validate.html"), Path("artifacts/data/train.jsonl")]
+    assert all(p.is_file() for p in outputs)
+    with pytest.raises(DataError):
+        run_validate(data_project(_tickets(29) + ["{not json"]), progress=lambda _: None)
+    assert not [p for p in outputs if p.exists()]
+
+
+def test_a_gate_that_cannot_run_leaves_no_earlier_verdict(project):
+    (project / "reports").mkdir()
+    (project / "reports/gate.json").write_text('{"stage": "gate", "passed": true}')
+    (project / "reports/gate.md").write_text("PASSED")
+    _exit2(run_in(project, "toolkit", "gate", "--policy", "no-such-policy"), "no-such-policy")
+    assert not (project / "reports/gate.json").exists() and not (project / "reports/gate.md").exists()

@@ -41,6 +41,9 @@ KTO_ROWS = [
     ("chat_preference.jsonl", "chat_preference", PREFERENCE_ROWS),
     ("sharegpt_preference.jsonl", "sharegpt_preference", PREFERENCE_ROWS),
     ("kto.jsonl", "kto", KTO_ROWS),
+    ("chat_kto.jsonl", "chat_kto", KTO_ROWS),            # TRL's conversational KTO: the last turn is the completion
+    ("sharegpt_kto.jsonl", "sharegpt_kto", KTO_ROWS),
+    ("chat_parts.jsonl", "chat", SFT_ROWS),              # content as typed text parts, joined as templates do
 ])
 def test_each_layout_normalizes_to_the_canonical_record(name, layout, rows):
     parsed = load_records(FIXTURES / "formats" / name)
@@ -66,14 +69,16 @@ def test_a_named_format_rejects_other_layouts():
 
 
 @pytest.mark.parametrize("name", ["chat.jsonl", "sharegpt.jsonl", "alpaca.jsonl", "prompt_completion.jsonl",
-                                  "preference.jsonl", "sharegpt_preference.jsonl", "kto.jsonl"])
+                                  "preference.jsonl", "sharegpt_preference.jsonl", "kto.jsonl", "chat_kto.jsonl",
+                                  "sharegpt_kto.jsonl", "chat_parts.jsonl"])
 def test_each_layout_passes_the_whole_stage(data_project, name):
     shutil.copy(FIXTURES / "formats" / name, Path("data") / name)
     params = data_project([], name="unused.jsonl")
     params = params.model_copy(update={"data": params.data.model_copy(update={"path": f"data/{name}", "heldout_fraction": 0.01})})
     report = run_validate(params, progress=lambda _: None)
     assert report.records_out == 2 and report.kind == {"preference.jsonl": "preference", "sharegpt_preference.jsonl": "preference",
-                                                       "kto.jsonl": "kto"}.get(name, "sft")
+                                                       "kto.jsonl": "kto", "chat_kto.jsonl": "kto",
+                                                       "sharegpt_kto.jsonl": "kto"}.get(name, "sft")
     rows = [row for split in ("train", "validation", "heldout") for row in read_jsonl(f"artifacts/data/{split}.jsonl")]
     assert len(rows) == 2 and all(set(row) in ({"messages"}, {"prompt", "chosen", "rejected"}, {"prompt", "completion", "label"})
                                   for row in rows)
@@ -96,3 +101,21 @@ def test_broken_files_stop_with_file_line_and_field(data_project, name):
 
 def test_every_broken_file_has_an_expectation():
     assert sorted(p.name for p in (FIXTURES / "broken").iterdir() if p.name != "expected.yaml") == sorted(BROKEN)
+
+
+def test_a_long_answer_is_named_as_the_field_that_is_long(data_project):
+    """Issue #15: a ShareGPT preference record whose chosen answer was too long was reported against
+    the prompt. The problem names the turn or answer that is long, as the file spells it."""
+    long = "word " * 300
+    rows = [{"conversations": [{"from": "human", "value": f"Question {i}?"}], "chosen": {"from": "gpt", "value": "Fine."},
+             "rejected": {"from": "gpt", "value": "No."}} for i in range(6)]
+    rows[2]["chosen"]["value"] = long
+    rows[4]["conversations"] = [{"from": "system", "value": "Be brief."}, {"from": "human", "value": long}]
+    rows[5]["rejected"] = [{"role": "assistant", "content": "   "}]
+    params = data_project(rows, max_turn_tokens=100)
+    with pytest.raises(DataError) as error:
+        run_validate(params, progress=lambda _: None)
+    message = str(error.value)
+    assert "data/d.jsonl:3: field 'chosen': every turn and answer is 1 to data.max_turn_tokens" in message, message
+    assert "data/d.jsonl:5: field 'conversations[1].value': every turn" in message, message
+    assert "data/d.jsonl:6: field 'rejected': " in message, message

@@ -249,3 +249,43 @@ def test_two_process_data_parallel_run_under_accelerate(tmp_path, tiny_base):
     rows = (tmp_path / "dvclive/train/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]
     steps = [int(row.split("\t")[0]) for row in rows]
     assert steps and steps == sorted(set(steps))
+
+
+def test_a_run_shorter_than_logging_steps_reports_its_first_and_final_loss(tmp_path, tiny_base):
+    """Issue #15: DPO for fewer steps than logging_steps wrote the adapter, then the CLI crashed on a
+    None first loss. The first and the last step are always logged."""
+    make_project(tmp_path, tiny_base, _preference_rows(8), method="dpo", epochs=1, logging_steps=10)
+    result = run_in(tmp_path, "toolkit", "train")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    report = json.loads((tmp_path / "reports/train.json").read_text())
+    assert report["optimizer_steps"] == 2 and [h["step"] for h in report["loss_history"]] == [1, 2]
+    assert report["first_loss"] == report["loss_history"][0]["loss"] and report["final_loss"] is not None
+    assert f"loss {report['first_loss']:.3f} -> {report['final_loss']:.3f}" in result.stdout
+
+
+def test_the_adapter_names_its_base_so_it_loads_anywhere(tmp_path, tiny_base, monkeypatch):
+    """Issue #15: adapter_config.json said `artifacts/base` (or a cache folder), so AutoPeftModel failed
+    anywhere else and `publish` uploaded it so."""
+    from peft import AutoPeftModelForCausalLM
+
+    from toolkit.files import sha256_path
+    from toolkit.reports import BaseModelReport
+    from toolkit.train.adapters import base_reference
+
+    make_project(tmp_path, tiny_base, _sft_rows(8), epochs=1)
+    run_in(tmp_path, "toolkit", "train", check=True)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "artifacts/adapter", elsewhere)
+    config = json.loads((elsewhere / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_base)           # the user's own folder, as written
+    monkeypatch.chdir(tmp_path.parent)
+    assert AutoPeftModelForCausalLM.from_pretrained(elsewhere).peft_config["default"].r == 4
+
+    def report(source, model, path):
+        return BaseModelReport(params={}, inputs={}, outputs={}, model=model, source=source, model_path=str(path),
+                               architecture="LlamaForCausalLM", parameters=1, vocab_size=1, context_length=1,
+                               chat_template_sha256=None)
+    snapshot = tmp_path / "hub/models--org--m/snapshots/0123abcd"
+    assert base_reference(report("hub", "org/m", snapshot), "org/m") == ("org/m", "0123abcd")
+    name, revision = base_reference(report("builtin", "toolkit-builtin-tiny-llama", tiny_base), "builtin")
+    assert name == f"toolkit-builtin-tiny-llama@sha256:{sha256_path(tiny_base)}" and revision is None

@@ -123,8 +123,12 @@ def train(params_file: str) -> None:
         if report.best_step else ""
     early = " (stopped early)" if report.stopped_early else ""
     click.echo(f"train ({report.method}, {report.adapter_type}): {report.optimizer_steps} steps{early}{resumed}, "
-               f"loss {report.first_loss:.3f} -> {report.final_loss:.3f}, {report.tokens_seen:,} tokens in "
+               f"loss {_loss(report.first_loss)} -> {_loss(report.final_loss)}, {report.tokens_seen:,} tokens in "
                f"{report.wall_time_s:.0f} s on {report.device} x{report.world_size}{best}")
+
+
+def _loss(value: float | None) -> str:
+    return "not logged" if value is None else f"{value:.3f}"
 
 
 @cli.group(cls=ToolkitGroup)

@@ -51,6 +51,18 @@ def file_digests(folder: str | Path, exclude: tuple[str, ...] = ()) -> dict[str,
     return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}
 
 
+def remove_outputs(*paths: str | Path) -> None:
+    """A stage removes its previous outputs before it starts (as `dvc repro` does), so one that fails
+    leaves nothing behind that a person or a later stage could take for this run's result."""
+    import shutil
+
+    for path in map(Path, paths):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -42,6 +42,7 @@ class ExpectationOutcome:
     success: bool
     unexpected_count: int
     failing_lines: list[int] = field(default_factory=list)
+    column: str = ""     # the derived column checked (max_turn_tokens, empty_turns, ...)
 
     def as_dict(self, max_examples: int = 10) -> dict:
         return {"id": self.id, "type": self.type, "description": self.description, "field": self.field,
@@ -143,5 +144,6 @@ def run_suite(records: list[Record], specs: list[ExpectationSpec], suite_name: s
         details = item.result or {}
         failing = sorted(int(row["line"]) for row in details.get("unexpected_index_list") or [])
         outcomes.append(ExpectationOutcome(spec.id, spec.type, spec.description, spec.field, bool(item.success),
-                                           int(details.get("unexpected_count") or 0), failing))
+                                           int(details.get("unexpected_count") or 0), failing,
+                                           str(spec.kwargs.get("column", ""))))
     return outcomes

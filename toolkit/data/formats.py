@@ -7,7 +7,14 @@ Layouts (the `data.format` names in brackets):
 - prompt_completion [prompt_completion]: {"prompt", "completion"};
 - preference [preference]: {"prompt", "chosen", "rejected"}, or a conversation under "messages"
   (chat_preference) or "conversations" (sharegpt_preference) plus "chosen" and "rejected" answers;
-- kto [kto]: {"prompt" | "messages" | "conversations", "completion", "label": bool}.
+- kto [kto]: {"prompt" | "messages" | "conversations", "completion", "label": bool}, or a
+  conversation under "messages" (chat_kto) or "conversations" (sharegpt_kto) whose last turn is
+  the assistant's completion, plus "label" (the layout of TRL's conversational KTO datasets).
+
+A turn's content may also be a list of typed parts, as the OpenAI API and multimodal chat
+templates take it ([{"type": "text", "text": ...}, ...]): the text parts are joined as chat templates
+join them (one after the other, nothing between); an image, audio or file part is refused, naming
+the record and the part, since the adapters this toolkit trains are text-only.
 
 Every layout becomes a `Record` of one of three kinds: sft (a conversation ending with the
 assistant's answer), preference (a prompt conversation with a chosen and a rejected answer) or kto
@@ -27,12 +34,12 @@ SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "a
 KIND_OF_LAYOUT = {
     "chat": "sft", "sharegpt": "sft", "alpaca": "sft", "prompt_completion": "sft",
     "preference": "preference", "chat_preference": "preference", "sharegpt_preference": "preference",
-    "kto": "kto",
+    "kto": "kto", "chat_kto": "kto", "sharegpt_kto": "kto",
 }
 # data.format names -> the layouts each accepts
 FORMATS = {
     "chat": ("chat",), "sharegpt": ("sharegpt",), "alpaca": ("alpaca",), "prompt_completion": ("prompt_completion",),
-    "preference": ("preference", "chat_preference", "sharegpt_preference"), "kto": ("kto",),
+    "preference": ("preference", "chat_preference", "sharegpt_preference"), "kto": ("kto", "chat_kto", "sharegpt_kto"),
 }
 EXAMPLES = {
     "chat": '{"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]}',
@@ -43,7 +50,10 @@ EXAMPLES = {
     "chat_preference": '{"messages": [...], "chosen": ..., "rejected": ...}',
     "sharegpt_preference": '{"conversations": [...], "chosen": ..., "rejected": ...}',
     "kto": '{"prompt": ..., "completion": ..., "label": true}',
+    "chat_kto": '{"messages": [..., {"role": "assistant", "content": ...}], "label": true}',
+    "sharegpt_kto": '{"conversations": [..., {"from": "gpt", "value": ...}], "label": true}',
 }
+TEXT_PART_TYPES = ("text", "input_text", "output_text")   # OpenAI chat, Responses input and output
 
 
 class LayoutProblem(Exception):
@@ -110,6 +120,8 @@ def detect_layout(raw: dict) -> str | None:
             return "sharegpt_preference"
         return "chat_preference" if "messages" in raw else "preference"
     if "label" in raw:
+        if "completion" not in raw and "prompt" not in raw:
+            return "sharegpt_kto" if "conversations" in raw else "chat_kto" if "messages" in raw else "kto"
         return "kto"
     for key, layout in (("messages", "chat"), ("conversations", "sharegpt"), ("instruction", "alpaca"),
                         ("prompt", "prompt_completion")):
@@ -145,11 +157,23 @@ def normalize(raw: Any, line: int, layout: str) -> Record:
         if not isinstance(label, bool):
             raise LayoutProblem("label", f"expected true or false, got {json.dumps(label)}")
         return Record(line, layout, _prompt(raw, key), completion=_answer(raw, "completion"), label=label)
+    if layout in ("chat_kto", "sharegpt_kto"):
+        key, role_key = ("messages", "role") if layout == "chat_kto" else ("conversations", "from")
+        turns = _chat_messages(raw, key) if layout == "chat_kto" else _sharegpt_messages(raw, key)
+        if len(turns) < 2 or turns[-1]["role"] != "assistant":
+            raise LayoutProblem(f"{key}[-1].{role_key}", "the last turn must be the assistant's completion "
+                                "(what the label judges), after at least one prompt turn")
+        label = raw.get("label")
+        if not isinstance(label, bool):
+            raise LayoutProblem("label", f"expected true or false, got {json.dumps(label)}")
+        return Record(line, layout, turns[:-1], completion=turns[-1]["content"], label=label)
     raise ValueError(f"unknown layout {layout!r}")
 
 
 def source_field(layout: str, field: str) -> str:
     """A canonical field name as the input layout spells it (for messages about content checks)."""
+    if layout in ("chat_kto", "sharegpt_kto") and field == "completion":
+        field = "messages[-1].content"
     if layout.startswith("sharegpt"):
         return field.replace("messages", "conversations").replace(".role", ".from").replace(".content", ".value")
     if layout in ("preference", "kto"):
@@ -192,10 +216,28 @@ def _turns(raw: dict, key: str, role_key: str, text_key: str, roles: dict[str, s
             raise LayoutProblem(where, f"expected an object with {role_key} and {text_key}, got {type(turn).__name__}")
         if turn.get(role_key) not in roles:
             raise LayoutProblem(f"{where}.{role_key}", f"expected one of {expected}, got {turn.get(role_key)!r}")
-        if not isinstance(turn.get(text_key), str):
-            raise LayoutProblem(f"{where}.{text_key}", f"expected a string, got {type(turn.get(text_key)).__name__}")
-        messages.append({"role": roles[turn[role_key]], "content": turn[text_key]})
+        messages.append({"role": roles[turn[role_key]], "content": _content(turn.get(text_key), f"{where}.{text_key}")})
     return messages
+
+
+def _content(value: Any, where: str) -> str:
+    """A turn's text: a string, or the text parts of a list of typed parts joined as chat templates do."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list) or not value:
+        got = "an empty list" if value == [] else type(value).__name__
+        raise LayoutProblem(where, f"expected a string or a list of text parts, got {got}")
+    texts = []
+    for index, part in enumerate(value):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in TEXT_PART_TYPES and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif isinstance(kind, str) and kind not in TEXT_PART_TYPES:
+            raise LayoutProblem(f"{where}[{index}].type", f"a {kind!r} part: only text parts can be trained on (the "
+                                "adapters are text-only); remove the part or describe it in text")
+        else:
+            raise LayoutProblem(f"{where}[{index}]", 'expected a part {"type": "text", "text": "..."}')
+    return "".join(texts)
 
 
 def _prompt(raw: dict, key: str) -> list[dict]:
@@ -219,9 +261,9 @@ def _answer(raw: dict, key: str) -> str:
     if isinstance(value, dict):
         role = value.get("role", value.get("from"))
         content = value.get("content", value.get("value"))
-        if SHAREGPT_ROLES.get(role) != "assistant" or not isinstance(content, str):
+        if SHAREGPT_ROLES.get(role) != "assistant" or content is None:
             raise LayoutProblem(key, "expected an assistant message {role: assistant, content: ...}")
-        return content
+        return _content(content, f"{key}.content")
     if isinstance(value, str):
         return value
     got = "missing" if key not in raw else type(value).__name__

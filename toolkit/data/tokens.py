@@ -30,6 +30,7 @@ class TokenCounts:
     tokenizer: str
     chat_template_sha256: str | None
     longest_turn: dict[int, int] = field(default_factory=dict)    # line -> tokens of its longest turn
+    longest_field: dict[int, str] = field(default_factory=dict)   # line -> canonical field of that turn
     rendered: dict[int, int] = field(default_factory=dict)        # line -> tokens of its longest rendering
     render_errors: dict[int, str] = field(default_factory=dict)   # line -> why the template failed
 
@@ -64,7 +65,8 @@ def count_tokens(records: list[Record], tokenizer, source: str, chunk: int = 2_0
     distinct = list(dict.fromkeys(text for record in records for _, text in record.texts()))
     length_of = dict(zip(distinct, map(len, _encode(tokenizer, distinct))))
     for record in records:
-        counts.longest_turn[record.line] = max(length_of[text] for _, text in record.texts())
+        name, text = max(record.texts(), key=lambda item: length_of[item[1]])
+        counts.longest_turn[record.line], counts.longest_field[record.line] = length_of[text], name
 
     owners, rendered = [], []
     for start in range(0, len(records), chunk):

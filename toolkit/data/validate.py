@@ -29,8 +29,8 @@ from toolkit.data.records import Problem, load_records
 from toolkit.data.splits import SPLITS, group_splits, groups
 from toolkit.data.tokens import count_tokens, load_tokenizer
 from toolkit.errors import DataError
-from toolkit.files import atomic_write_jsonl, atomic_write_text, sha256_file
-from toolkit.layout import DROPPED_FILE, QUARANTINE_FILE, SPLIT_FILES, VALIDATE_HTML
+from toolkit.files import atomic_write_jsonl, atomic_write_text, remove_outputs, sha256_file
+from toolkit.layout import DROPPED_FILE, QUARANTINE_FILE, SPLIT_FILES, VALIDATE_HTML, report_path
 from toolkit.reports import (ContaminationSection, DedupSection, ExpectationResult, InjectionSection, PiiSection,
                              TokenSection, ValidateReport, digests, write_report)
 from toolkit.templating import render
@@ -40,6 +40,7 @@ MAX_EXAMPLES = 20
 
 def run_validate(params: Params, progress=print) -> ValidateReport:
     data = params.data
+    remove_outputs(report_path("validate"), VALIDATE_HTML, QUARANTINE_FILE, DROPPED_FILE, *SPLIT_FILES.values())
     data_path = Path(data.path)
     if not data_path.is_file():
         raise DataError("training data file not found (params.yaml data.path)", file=data.path)
@@ -69,11 +70,10 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
     suite_file = suite_path(SUITE_FOR_KIND[kind])
     specs = load_suite(suite_file, params)
     outcomes = run_suite(parsed.records, specs, SUITE_FOR_KIND[kind], counts.longest_turn)
+    whole_file = [o for o in outcomes if not o.success and not o.failing_lines]   # cannot be quarantined
     for outcome in outcomes:
-        if not outcome.success and not outcome.failing_lines:
-            raise DataError(f"{outcome.description} [{outcome.id}]", file=data.path, field=outcome.field)
         for line in outcome.failing_lines:
-            problems.append(Problem(data.path, line, source_field(by_line[line].layout, outcome.field),
+            problems.append(Problem(data.path, line, _failing_field(by_line[line], outcome, counts),
                                     f"{outcome.description} [{outcome.id}]"))
 
     phases.start("pii")
@@ -86,6 +86,10 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
 
     problems.sort(key=lambda p: p.line)
     bad_lines = {p.line for p in problems}
+    if whole_file:
+        first, *others = [f"{o.description} [{o.id}]" for o in whole_file]
+        raise DataError(first, file=data.path, field=whole_file[0].field,
+                        more=[f"{data.path}: {message}" for message in others] + [str(p) for p in problems])
     if problems and not data.quarantine:
         first = problems[0]
         lines = len(bad_lines)
@@ -267,6 +271,17 @@ class Phases:
         if self.name:
             self.times[self.name] = round(time.perf_counter() - self.started, 3)
             self.name = None
+
+
+def _failing_field(record: Record, outcome, counts) -> str:
+    """The field a failed expectation is about, as the file spells it: for a length or an empty-text
+    check the very turn or answer that failed (a long `chosen`, not the prompt)."""
+    canonical = outcome.field
+    if outcome.column == "max_turn_tokens":
+        canonical = counts.longest_field.get(record.line, canonical)
+    elif outcome.column == "empty_turns":
+        canonical = next((name for name, text in record.texts() if not text.strip()), canonical)
+    return source_field(record.layout, canonical)
 
 
 def _scan_pii(records: list[Record], params: Params) -> dict[int, list[tuple[str, pii.Finding]]]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from toolkit.config import Params
 from toolkit.errors import ConfigError, MissingInputError, ServiceError
-from toolkit.files import atomic_write_json, atomic_write_jsonl, parse_yaml, read_jsonl, sha256_text
+from toolkit.files import atomic_write_json, atomic_write_jsonl, parse_yaml, read_jsonl, remove_outputs, sha256_text
 from toolkit.layout import EVAL_DIR, report_path
 from toolkit.reports import JudgeReport, Rate, digests, write_report
 
@@ -270,6 +270,7 @@ def run_judge(params: Params, client=None) -> JudgeReport:
     cfg = params.evaluate.judge
     items_file = EVAL_DIR / f"{cfg.tier}_items.jsonl"
     out_file = EVAL_DIR / "judge_items.jsonl"
+    remove_outputs(report_path("eval_judge"), out_file)   # the verdicts themselves stay cached
     if not items_file.is_file():
         raise MissingInputError(f"{items_file}: no per-item outputs; run `toolkit evaluate {cfg.tier}` first")
     rubric = load_rubric(cfg.rubric)

@@ -23,7 +23,7 @@ from toolkit.errors import ConfigError, MissingInputError
 from toolkit.evals.generation import adapter_disabled
 from toolkit.evals.heldout import load_adapter_model
 from toolkit.evals.stats import mcnemar_exact, paired_bootstrap
-from toolkit.files import atomic_write_json, atomic_write_jsonl, sha256_path, sha256_text
+from toolkit.files import atomic_write_json, atomic_write_jsonl, remove_outputs, sha256_path, sha256_text
 from toolkit.layout import ADAPTER_DIR, EVAL_DIR, report_path
 from toolkit.reports import EvalReport, MetricDelta, digests, write_report
 
@@ -116,6 +116,7 @@ def run_mmlu(params: Params) -> EvalReport:
 
     cfg = params.evaluate.mmlu
     started = time.perf_counter()
+    remove_outputs(report_path("eval_mmlu"), EVAL_DIR / "mmlu_items.jsonl", EVAL_DIR / "mmlu_samples")
     if not (ADAPTER_DIR / "adapter_config.json").is_file():
         raise MissingInputError(f"{ADAPTER_DIR}: no adapter; run the train stage first")
     tasks, include_path = list(cfg.tasks), cfg.include_path

@@ -18,7 +18,7 @@ from toolkit.evals.generation import adapter_disabled, generate, render_prompts
 from toolkit.evals.heldout import PROBE_PROMPTS, load_adapter_model, write_serving_probe
 from toolkit.evals.stats import mcnemar_exact, paired_bootstrap
 from toolkit.evals.suites import Suite, SuiteItem, load_suite, with_few_shot
-from toolkit.files import atomic_write_json, atomic_write_jsonl, read_json, sha256_path, sha256_text
+from toolkit.files import atomic_write_json, atomic_write_jsonl, read_json, remove_outputs, sha256_path, sha256_text
 from toolkit.layout import ADAPTER_DIR, EVAL_DIR, METRICS, PLOTS, report_path
 from toolkit.reports import BaseModelReport, EvalReport, MetricDelta, TrainReport, digests, read_report, write_report
 from toolkit.train.metering import device_description
@@ -34,6 +34,8 @@ def tier_settings(params: Params, name: str) -> TierParams:
 def run_tier(params: Params, name: str) -> EvalReport:
     """Runs the tier `name` (heldout, ood, canary) or any suite of that name in eval_suites/."""
     started = time.perf_counter()
+    remove_outputs(report_path(f"eval_{name}"), EVAL_DIR / f"{name}_items.jsonl", METRICS / f"{name}.json",
+                   PLOTS / f"{name}_deltas.json")
     settings = tier_settings(params, name)
     suite = load_suite(settings.suite or name)
     items = suite.load_items(settings.max_items)

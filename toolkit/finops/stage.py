@@ -16,7 +16,7 @@ from pathlib import Path
 
 from toolkit.config import Params
 from toolkit.errors import ConfigError, MissingInputError
-from toolkit.files import atomic_write_text
+from toolkit.files import atomic_write_text, remove_outputs
 from toolkit.finops import plots
 from toolkit.finops.catalog import Catalog, load_catalog
 from toolkit.finops.economics import economics, roi
@@ -69,6 +69,7 @@ def _device_cost(catalog: Catalog, device: str, hours: float, tier: str = "on_de
 
 def run_cost(params: Params) -> CostReport:
     fin = params.finops
+    remove_outputs(report_path("cost"), COST_DIR)
     catalog = load_catalog(fin.catalog)
     for name in ("base", "validate", "train", "eval_heldout"):
         if not report_path(name).is_file():

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.config import Params
-from toolkit.files import atomic_write_text, sha256_path
+from toolkit.files import atomic_write_text, remove_outputs, sha256_path
 from toolkit.layout import ADAPTER_DIR, CARD_DIR, report_path
 from toolkit.reports import (BaseModelReport, CardReport, CostReport, EvalReport, JudgeReport, TrainReport,
                              ValidateReport, digests, read_report, tier_reports, write_report)
@@ -72,6 +72,7 @@ def provider_status(base: BaseModelReport, train: TrainReport, declared_base_flo
 
 
 def run_card(params: Params) -> CardReport:
+    remove_outputs(report_path("card"), CARD_DIR)
     reports = {name: read_report(report_path(name), schema) for name, schema in CITED.items()}
     evals = tier_reports()
     judge = read_report(report_path("eval_judge"), JudgeReport) if report_path("eval_judge").is_file() else None

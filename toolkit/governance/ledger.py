@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from toolkit.errors import ConfigError
+
 GENESIS = "0" * 64
 
 
@@ -53,7 +55,45 @@ def locked(ledger: Path) -> Iterator[None]:
 def read_entries(ledger: Path) -> list[dict]:
     if not ledger.is_file():
         return []
-    return [json.loads(line) for line in _lines(ledger) if line.strip()]
+    torn = torn_tail(ledger)
+    if torn:
+        raise ConfigError("the last ledger entry was not completely written (a release killed or a disk full "
+                          "while recording it); `toolkit release --repair` sets it aside", file=str(ledger), line=torn[0])
+    entries = []
+    for number, line in enumerate(_lines(ledger), start=1):
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"not a ledger entry ({exc.msg})", file=str(ledger), line=number) from None
+    return entries
+
+
+def torn_tail(ledger: Path) -> tuple[int, bytes] | None:
+    """(line number, bytes) of a last line cut short mid-append. Appends end with a newline, so only a
+    last line without one can be torn; a complete entry that merely lacks the newline is not."""
+    data = ledger.read_bytes() if ledger.is_file() else b""
+    if not data or data.endswith(b"\n"):
+        return None
+    tail = data[data.rfind(b"\n") + 1:]
+    try:
+        entry = json.loads(tail)
+        if isinstance(entry, dict) and entry.get("entry_sha256") == entry_hash(entry):
+            return None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        pass
+    return data.count(b"\n") + 1, tail
+
+
+def set_tail_aside(ledger: Path, keep: Path) -> None:
+    """Move a torn last line into `keep` (evidence, never deleted) and cut it from the ledger."""
+    torn = torn_tail(ledger)
+    if torn is None:
+        return
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    keep.write_bytes(torn[1])
+    with open(ledger, "r+b") as handle:
+        handle.truncate(ledger.stat().st_size - len(torn[1]))
+        os.fsync(handle.fileno())
 
 
 def _lines(ledger: Path) -> list[str]:
@@ -75,8 +115,11 @@ def append(ledger: Path, entry: dict, signer=None) -> dict:
 
         entry["signature"] = sign_bytes(signer, signed_bytes(entry))
     entry["entry_sha256"] = entry_hash(entry)
-    with open(ledger, "a", encoding="utf-8") as handle:
-        handle.write(canonical(entry).decode("utf-8") + "\n")
+    line = canonical(entry) + b"\n"
+    if ledger.is_file() and ledger.stat().st_size and not ledger.read_bytes().endswith(b"\n"):
+        line = b"\n" + line     # the last entry is complete but lost its newline: never glue two entries
+    with open(ledger, "ab") as handle:
+        handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
     return entry

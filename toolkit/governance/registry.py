@@ -42,6 +42,18 @@ class Registry:
         return sorted(p for p in self.releases.glob("v*") if p.is_dir() and p.name not in recorded) \
             if self.releases.is_dir() else []
 
+    @property
+    def orphaned(self) -> Path:
+        """Where `toolkit release --repair` moves orphans and torn ledger lines (kept as evidence)."""
+        return self.root / "orphaned"
+
+    def retired_versions(self) -> set[str]:
+        """Version numbers of orphans, in place or moved aside: never given to a new release."""
+        names = [p.name for p in self.orphans(ledger_mod.read_entries(self.ledger))]
+        if self.orphaned.is_dir():
+            names += [p.name.rsplit("-", 1)[0] for p in self.orphaned.glob("v*-*") if p.is_dir()]
+        return {name[1:] for name in names}
+
     def stale_staging(self) -> list[Path]:
         """Half-filled bundles of killed releases. Only call under the ledger's lock: a live release
         holds the lock while it fills its staging folder."""

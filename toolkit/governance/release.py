@@ -64,7 +64,8 @@ def git_commit() -> str | None:
 
 
 def next_version(entries: list[dict], requested: str | None, orphaned: set[str] = frozenset()) -> str:
-    """The requested version, or the next integer; never a released one, nor an orphan's."""
+    """The requested version, or the next integer; never a released one, nor an orphan's (in place or
+    moved aside: a bundle that existed under a number may have been copied somewhere)."""
     taken = {entry["version"] for entry in entries}
     if requested is None:
         numbers = [int(v) for v in taken | set(orphaned) if v.isdigit()]
@@ -74,8 +75,8 @@ def next_version(entries: list[dict], requested: str | None, orphaned: set[str] 
     if requested in taken:
         raise ConfigError(f"version {requested} is already released", key="--version")
     if requested in orphaned:
-        raise ConfigError(f"version {requested} has an orphaned bundle (a release killed before its ledger entry); "
-                          "move it aside with `toolkit release --repair`", key="--version")
+        raise ConfigError(f"version {requested} was used by an orphaned bundle (a release killed before its ledger "
+                          "entry); choose another", key="--version")
     return requested
 
 
@@ -96,13 +97,15 @@ def run_release(params: Params, override: str | None = None, version: str | None
     registry.releases.mkdir(parents=True, exist_ok=True)
     # Everything from choosing the version to appending the entry happens under the ledger's lock.
     with ledger_mod.locked(registry.ledger):
+        if repair:
+            ledger_mod.set_tail_aside(registry.ledger, registry.orphaned / f"ledger-tail-{_stamp()}.txt")
         entries = ledger_mod.read_entries(registry.ledger)
         chain = ledger_mod.check_chain_entries(entries)
         if chain:
             raise ConfigError(f"the ledger is damaged, refusing to release: {chain[0].message}",
                               file=str(registry.ledger))
         cleaned, orphans = _tidy(registry, entries, repair)
-        version = next_version(entries, version, {p.name[1:] for p in orphans if p.exists()})
+        version = next_version(entries, version, registry.retired_versions())
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=registry.releases))
         try:
             _fill_bundle(staging, params, gate, override_record, version)
@@ -142,12 +145,15 @@ def _tidy(registry: Registry, entries: list[dict], repair: bool) -> tuple[list[P
         shutil.rmtree(folder, ignore_errors=True)
     orphans = registry.orphans(entries)
     if repair:
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         for orphan in orphans:
-            target = registry.root / "orphaned" / f"{orphan.name}-{stamp}"
+            target = registry.orphaned / f"{orphan.name}-{_stamp()}"
             target.parent.mkdir(parents=True, exist_ok=True)
             orphan.rename(target)
     return cleaned, orphans
+
+
+def _stamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _signer(params: Params, policy: Policy, registry: Registry):

@@ -50,3 +50,32 @@ def optimizer_name(cfg: TrainParams) -> str:
     if cfg.optimizer != "auto":
         return cfg.optimizer
     return "paged_adamw_8bit" if torch.cuda.is_available() else "adamw_torch_fused"
+
+
+def base_reference(base_report, base_model_param: str) -> tuple[str, str | None]:
+    """(base_model_name_or_path, revision) for adapter_config.json, so the adapter names its base
+    anywhere it is copied: the Hub id at the exact commit downloaded; the user's own folder as they
+    wrote it; for the builtin, its name with the hash of its files (it exists on no Hub)."""
+    from pathlib import Path
+
+    from toolkit.files import sha256_path
+
+    if base_report.source == "hub":
+        return base_report.model, Path(base_report.model_path).name   # the snapshot folder is the commit
+    if base_report.source == "local":
+        return base_model_param, None
+    return f"{base_report.model}@sha256:{sha256_path(base_report.model_path)}", None
+
+
+def record_base(adapter_dir, base_report, base_model_param: str) -> None:
+    """Rewrite the saved adapter_config.json's base reference (PEFT writes the path it loaded from,
+    e.g. artifacts/base or a cache folder, which means nothing on another machine)."""
+    import json
+    from pathlib import Path
+
+    from toolkit.files import atomic_write_json
+
+    path = Path(adapter_dir) / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"], config["revision"] = base_reference(base_report, base_model_param)
+    atomic_write_json(path, config)

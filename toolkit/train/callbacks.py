@@ -8,6 +8,16 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 
+class LogLastStep(TrainerCallback):
+    """Logs the loss on the last step too (and, with logging_first_step, the first), so a run shorter
+    than logging_steps still reports a first and a final loss instead of none."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.max_steps and state.global_step >= state.max_steps:
+            control.should_log = True
+        return control
+
+
 class DivergenceGuard(TrainerCallback):
     """Stops training when the logged loss is NaN/inf, or rises above `spike_factor` times the
     lowest loss seen so far (after `warmup` logs), and remembers why."""

@@ -12,19 +12,20 @@ run with reports/train_diverged.json and no adapter. Runs unchanged under `accel
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
 
 from toolkit.config import Params
 from toolkit.errors import ConfigError, DataError, TrainingDiverged
-from toolkit.files import atomic_write_json, read_jsonl, sha256_path, sha256_text
+from toolkit.files import atomic_write_json, read_jsonl, remove_outputs, sha256_path, sha256_text
 from toolkit.layout import ADAPTER_DIR, SPLIT_FILES, report_path
 from toolkit.reports import BaseModelReport, TrainReport, digests, read_report, write_report
-from toolkit.train.adapters import lora_config, optimizer_name, quantization_config, require_hardware
+from toolkit.train.adapters import lora_config, optimizer_name, quantization_config, record_base, require_hardware
 from transformers import TrainerCallback
 
-from toolkit.train.callbacks import DivergenceGuard, LossCurves, peak_memory_gb
+from toolkit.train.callbacks import DivergenceGuard, LogLastStep, LossCurves, peak_memory_gb
 from toolkit.train.metering import devices, model_flops_utilisation
 from toolkit.train.objectives import DATA_KIND, KIND_WORDS, data_kind, loss_on, objective
 
@@ -47,6 +48,9 @@ def train_adapter(params: Params):
 
     cfg = params.train
     require_hardware(cfg)   # before anything is loaded: QLoRA without CUDA is a clear exit 2
+    if int(os.environ.get("RANK", "0")) == 0:   # one process clears; the checkpoints to resume from stay
+        continues_in_place = bool(cfg.init_adapter) and Path(cfg.init_adapter).resolve() == ADAPTER_DIR.resolve()
+        remove_outputs(report_path("train"), DIVERGED_REPORT, *(() if continues_in_place else (ADAPTER_DIR,)))
     train_rows, validation_rows = _splits(cfg.method)
     base_report = read_report(report_path("base"), BaseModelReport)
     run_dir = CHECKPOINT_ROOT / run_key(params, base_report)
@@ -71,6 +75,7 @@ def train_adapter(params: Params):
         warmup_steps=cfg.warmup_steps,
         max_length=cfg.max_length,
         logging_steps=cfg.logging_steps,
+        logging_first_step=True,
         logging_nan_inf_filter=False,   # a NaN loss must be seen (the divergence guard), not averaged away
         save_strategy="steps",
         save_steps=cfg.checkpoint_steps,
@@ -94,7 +99,7 @@ def train_adapter(params: Params):
     )
     guard = DivergenceGuard(cfg.divergence_spike_factor)
     meter = _WallMeter(run_dir, previous_wall)
-    callbacks: list[TrainerCallback] = [guard, meter, LossCurves(LIVE_DIR, resume=resume_from is not None)]
+    callbacks: list[TrainerCallback] = [guard, meter, LossCurves(LIVE_DIR, resume=resume_from is not None), LogLastStep()]
     if has_validation and cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = chosen.trainer_cls(
@@ -119,6 +124,7 @@ def train_adapter(params: Params):
     # A DPO/KTO run on a pre-trained adapter carries a frozen "ref" copy: only the trained one ships.
     peft_model.save_pretrained(ADAPTER_DIR, safe_serialization=True, selected_adapters=["default"])
     tokenizer.save_pretrained(ADAPTER_DIR)
+    record_base(ADAPTER_DIR, base_report, params.base.model)
     report = _report(params, cfg, trainer, result, wall, meter, resume_from, used, base_report,
                      len(train_rows), len(validation_rows), tokenizer)
     write_report(report)
