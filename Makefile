@@ -27,4 +27,4 @@ test: install-dev
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf artifacts reports metrics plots dvclive .cache/train .dvc/cache .dvc/tmp dvc.lock
+	rm -rf artifacts reports .cache/train .dvc/cache .dvc/tmp dvc.lock   # metrics/, plots/, dvclive/ are committed

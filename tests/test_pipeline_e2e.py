@@ -304,3 +304,116 @@ def test_stricter_policy_fails_the_gate_and_repro_with_the_reason(pipeline_copy)
     assert failed[0]["threshold"] == 1.01 and 0 < failed[0]["value"] <= 1
     assert failed[0]["rationale"] == "only perfection ships"
     assert "only perfection ships" in (project / "reports/gate.md").read_text()
+
+
+def _rows(table):
+    """(name or rev, metrics by file) of every row of `dvc exp show --json`, experiments included."""
+    if isinstance(table, list):
+        for item in table:
+            yield from _rows(item)
+    elif isinstance(table, dict):
+        data = table.get("data")
+        if isinstance(data, dict) and "metrics" in data:
+            metrics = {path: (entry or {}).get("data") for path, entry in (data["metrics"] or {}).items()}
+            yield table.get("name") or table.get("rev"), metrics
+        for key in ("experiments", "revs"):
+            if table.get(key):
+                yield from _rows(table[key])
+
+
+def test_runs_compare_in_dvc_exp_show_and_metrics_diff(pipeline_copy):
+    """Issue #15: metrics were git-ignored with cache: false, so `dvc exp show` and `dvc metrics diff`
+    showed `!` for main and for every experiment, and `dvc metrics show` printed 539 columns."""
+    project = pipeline_copy
+    git_env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    run_in(project, "git", "add", "-A", check=True)
+    run_in(project, "git", "commit", "-qm", "the reference run", check=True, env=git_env)
+    assert not run_in(project, "git", "status", "--porcelain", "metrics", "plots", "dvclive", check=True).stdout
+
+    shown = json.loads(run_in(project, "dvc", "metrics", "show", "--json", check=True).stdout)
+    columns = [0]
+
+    def count(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                count(item)
+        else:
+            columns[0] += 1
+    count(next(iter(shown.values()))["data"])
+    assert 20 <= columns[0] <= 80, columns[0]         # headline figures, not every report field
+
+    run_in(project, "dvc", "exp", "run", "-n", "longer-horizon", "-S", "finops.horizon_months=24", check=True)
+    rows = dict(_rows(json.loads(run_in(project, "dvc", "exp", "show", "--json", check=True).stdout)))
+    experiment = rows["longer-horizon"]
+    baseline = next(metrics for name, metrics in rows.items() if name not in ("workspace", "longer-horizon"))
+    for metrics in (experiment, baseline):     # real numbers on both sides, never "!"
+        assert isinstance(metrics["metrics/heldout.json"]["field_accuracy"]["delta"], float)
+        assert isinstance(metrics["metrics/cost.json"]["roi"], float)
+        assert isinstance(metrics["metrics/train.json"]["final_loss"], float)
+    assert experiment["metrics/heldout.json"] == baseline["metrics/heldout.json"]      # evaluation did not re-run
+    assert experiment["metrics/cost.json"]["roi"] != baseline["metrics/cost.json"]["roi"]
+
+    diff = json.loads(run_in(project, "dvc", "metrics", "diff", "--json", check=True).stdout)
+    roi = diff["diff"]["metrics/cost.json"]["roi"]
+    assert roi["old"] == baseline["metrics/cost.json"]["roi"] and roi["new"] == experiment["metrics/cost.json"]["roi"]
+
+
+GENERATE_TASK = """task: arithmetic_generate
+dataset_path: json
+dataset_kwargs: {data_files: {test: eval_suites/mmlu_local/data/arithmetic.jsonl}}
+test_split: test
+output_type: generate_until
+doc_to_text: "{{question.strip()}}\\nAnswer:"
+doc_to_target: "{{choices[answer]}}"
+generation_kwargs: {until: ["\\n"], max_gen_toks: 8, do_sample: false}
+metric_list:
+  - {metric: exact_match, aggregation: mean, higher_is_better: true, ignore_case: true}
+metadata: {version: 1.0}
+"""
+NORM_TASK = """task: arithmetic_norm
+dataset_path: json
+dataset_kwargs: {data_files: {test: eval_suites/mmlu_local/data/arithmetic.jsonl}}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{question.strip()}}\\nAnswer:"
+doc_to_choice: "{{choices}}"
+doc_to_target: answer
+metric_list:
+  - {metric: acc, aggregation: mean, higher_is_better: true}
+  - {metric: acc_norm, aggregation: mean, higher_is_better: true}
+metadata: {version: 1.0}
+"""
+
+
+def test_any_lm_eval_task_generate_until_included_with_its_own_metrics(pipeline_copy):
+    """Issue #15: a generate_until task crashed (KeyError 'acc'), the chat template was always off,
+    and an unknown or unreachable task was a traceback with exit 1."""
+    project = pipeline_copy
+    (project / "extra_tasks").mkdir()
+    (project / "extra_tasks/arithmetic_generate.yaml").write_text(GENERATE_TASK)
+    (project / "extra_tasks/arithmetic_norm.yaml").write_text(NORM_TASK)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["evaluate"]["mmlu"].update(tasks=["arithmetic_generate", "arithmetic_norm"], include_path="extra_tasks",
+                                      limit=10, apply_chat_template=True)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = run_in(project, "toolkit", "evaluate", "mmlu", check=True)
+    report = _report(project, "eval_mmlu")
+    assert {"exact_match", "accuracy", "acc_norm", "exact_match:arithmetic_generate", "accuracy:arithmetic_norm",
+            "acc_norm:arithmetic_norm"} == set(report["metrics"])
+    assert report["primary_metric"] == "accuracy" and report["generation"]["apply_chat_template"] is True
+    assert report["n_items"] == 30                                   # 10 documents x 3 metrics, paired
+    assert "general capability exact_match: base" in result.stdout
+    samples = [json.loads(line) for line in
+               (project / "artifacts/eval/mmlu_samples/adapter/arithmetic_generate.jsonl").read_text().splitlines()]
+    assert len(samples) == 10 and all(isinstance(s["resps"], list) for s in samples)   # the generations are kept
+    assert json.loads((project / "metrics/mmlu.json").read_text())["exact_match"]["base"] == report["metrics"]["exact_match"]["base"]
+
+    params["evaluate"]["mmlu"].update(tasks=["arithmetic_generat"])
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    failed = run_in(project, "toolkit", "evaluate", "mmlu")
+    assert failed.returncode == 2 and "unknown lm-eval task(s): arithmetic_generat" in failed.stderr
+    assert "did you mean arithmetic_generate" in failed.stderr and "Traceback" not in failed.stderr
+    params["evaluate"]["mmlu"].update(tasks=["hellaswag"], include_path=None)         # needs the Hub, offline here
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    offline = run_in(project, "toolkit", "evaluate", "mmlu", env={"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
+    assert offline.returncode == 2 and "cannot be reached" in offline.stderr and "Traceback" not in offline.stderr

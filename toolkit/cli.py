@@ -215,10 +215,14 @@ def evaluate_mmlu(params_file: str) -> None:
     from toolkit.evals.mmlu import run_mmlu
 
     report = run_mmlu(load_params(params_file))
-    m = report.metrics["accuracy"]
-    relative = f"{m.relative_delta:+.1%}" if m.relative_delta is not None else "n/a"
-    click.echo(f"mmlu accuracy: base {m.base:.4f} -> adapter {m.adapter:.4f} (delta {m.delta:+.4f}, relative {relative}, "
-               f"{m.confidence:.0%} CI [{m.ci_low:+.4f}, {m.ci_high:+.4f}], McNemar p {m.p_value:.3g}); "
+    for name, m in report.metrics.items():
+        if ":" in name:
+            continue    # per task: in the report
+        relative = f"{m.relative_delta:+.1%}" if m.relative_delta is not None else "n/a"
+        click.echo(f"general capability {name}: base {m.base:.4f} -> adapter {m.adapter:.4f} (delta {m.delta:+.4f}, "
+                   f"relative {relative}, {m.confidence:.0%} CI [{m.ci_low:+.4f}, {m.ci_high:+.4f}]"
+                   + (f", McNemar p {m.p_value:.3g})" if m.p_value is not None else ")"))
+    click.echo(f"tasks {', '.join(report.generation['tasks'])}: "
                f"base {'from cache' if report.generation['base_cached'] else 'evaluated'}, "
                f"{report.generation['stage_wall_s']:.1f} s")
 

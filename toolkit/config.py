@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from toolkit.errors import ConfigError
 from toolkit.files import parse_yaml
@@ -177,9 +177,18 @@ class MmluParams(StrictModel):
     num_fewshot: int = Field(0, ge=0)
     batch_size: int = Field(16, ge=1)
     limit: int | None = Field(None, ge=1, description="questions per task (null: all)")
+    apply_chat_template: bool = Field(False, description="render prompts through the model's chat template "
+                                      "(lm-eval's --apply_chat_template); off: MMLU's plain completion prompt")
+    fewshot_as_multiturn: bool = Field(False, description="few-shot examples as chat turns; needs apply_chat_template")
     cache_dir: str = ".cache/mmlu"
     bootstrap_samples: int = Field(2000, ge=100)
     confidence: float = Field(0.95, gt=0.5, lt=1)
+
+    @model_validator(mode="after")
+    def _multiturn_needs_template(self):
+        if self.fewshot_as_multiturn and not self.apply_chat_template:
+            raise ValueError("fewshot_as_multiturn needs apply_chat_template: true")
+        return self
 
 
 class EvaluateParams(StrictModel):

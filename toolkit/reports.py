@@ -332,8 +332,13 @@ def digests(paths: list[str | Path]) -> dict[str, str]:
 
 
 def write_report(report: Report, path: str | Path | None = None) -> Path:
+    """The report, then its headline figures in metrics/ (toolkit.headline) for the stages that have one."""
+    from toolkit import headline
+
     path = Path(path) if path else report_path(report.stage)
     atomic_write_json(path, report.model_dump(mode="json"))
+    if path == report_path(report.stage):      # a report written elsewhere (a bundle, a test) is not this run's
+        headline.write_for(report)
     return path
 
 

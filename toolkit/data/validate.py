@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit import headline
 from toolkit.config import Params
 from toolkit.data import dedup, injection, pii
 from toolkit.data.balance import class_balance
@@ -40,7 +41,7 @@ MAX_EXAMPLES = 20
 
 def run_validate(params: Params, progress=print) -> ValidateReport:
     data = params.data
-    remove_outputs(report_path("validate"), VALIDATE_HTML, QUARANTINE_FILE, DROPPED_FILE, *SPLIT_FILES.values())
+    remove_outputs(report_path("validate"), headline.path("validate"), VALIDATE_HTML, QUARANTINE_FILE, DROPPED_FILE, *SPLIT_FILES.values())
     data_path = Path(data.path)
     if not data_path.is_file():
         raise DataError("training data file not found (params.yaml data.path)", file=data.path)

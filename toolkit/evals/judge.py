@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit import headline
 from toolkit.config import Params
 from toolkit.errors import ConfigError, MissingInputError, ServiceError
 from toolkit.files import atomic_write_json, atomic_write_jsonl, parse_yaml, read_jsonl, remove_outputs, sha256_text
@@ -270,7 +271,7 @@ def run_judge(params: Params, client=None) -> JudgeReport:
     cfg = params.evaluate.judge
     items_file = EVAL_DIR / f"{cfg.tier}_items.jsonl"
     out_file = EVAL_DIR / "judge_items.jsonl"
-    remove_outputs(report_path("eval_judge"), out_file)   # the verdicts themselves stay cached
+    remove_outputs(report_path("eval_judge"), headline.path("eval_judge"), out_file)   # the verdicts themselves stay cached
     if not items_file.is_file():
         raise MissingInputError(f"{items_file}: no per-item outputs; run `toolkit evaluate {cfg.tier}` first")
     rubric = load_rubric(cfg.rubric)

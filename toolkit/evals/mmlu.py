@@ -18,6 +18,7 @@ import json
 import time
 from pathlib import Path
 
+from toolkit import headline
 from toolkit.config import Params
 from toolkit.errors import ConfigError, MissingInputError
 from toolkit.evals.generation import adapter_disabled
@@ -28,6 +29,7 @@ from toolkit.layout import ADAPTER_DIR, EVAL_DIR, report_path
 from toolkit.reports import EvalReport, MetricDelta, digests, write_report
 
 TIER = "mmlu"
+CACHE_FORMAT = 2   # per_doc: task -> metric -> doc -> score (1 held accuracy only)
 SAMPLES_DIR = EVAL_DIR / "mmlu_samples"
 GENERATED_TASKS = EVAL_DIR / "mmlu_tasks"
 MMLU_PROMPT = "{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:"
@@ -88,8 +90,9 @@ def base_cache_key(params: Params, harness_version: str) -> str:
     cfg = params.evaluate.mmlu
     base_files = json.loads(report_path("base").read_text(encoding="utf-8"))["outputs"]
     tasks = task_files_digest(cfg.include_path, cfg.data_dir)
-    return sha256_text(json.dumps([base_files, tasks, harness_version, cfg.tasks, cfg.num_fewshot, cfg.limit,
-                                   cfg.batch_size, params.base.dtype], sort_keys=True))
+    return sha256_text(json.dumps([CACHE_FORMAT, base_files, tasks, harness_version, cfg.tasks, cfg.num_fewshot,
+                                   cfg.limit, cfg.batch_size, params.base.dtype, cfg.apply_chat_template,
+                                   cfg.fewshot_as_multiturn], sort_keys=True))
 
 
 def _evaluate(model, tokenizer, params: Params, task_manager, tasks: list[str]) -> dict:
@@ -98,17 +101,67 @@ def _evaluate(model, tokenizer, params: Params, task_manager, tasks: list[str]) 
 
     cfg = params.evaluate.mmlu
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.batch_size, device=str(next(model.parameters()).device))
-    result = simple_evaluate(model=lm, tasks=tasks, num_fewshot=cfg.num_fewshot, limit=cfg.limit,
-                             task_manager=task_manager, log_samples=True, fewshot_as_multiturn=False,
-                             apply_chat_template=False, verbosity="ERROR", random_seed=params.seed,
-                             numpy_random_seed=params.seed, torch_random_seed=params.seed,
-                             fewshot_random_seed=params.seed)
+    try:
+        result = simple_evaluate(model=lm, tasks=tasks, num_fewshot=cfg.num_fewshot, limit=cfg.limit,
+                                 task_manager=task_manager, log_samples=True,
+                                 fewshot_as_multiturn=cfg.fewshot_as_multiturn,
+                                 apply_chat_template=cfg.apply_chat_template, verbosity="ERROR",
+                                 random_seed=params.seed, numpy_random_seed=params.seed,
+                                 torch_random_seed=params.seed, fewshot_random_seed=params.seed)
+    except (ConnectionError, OSError) as exc:
+        if "offline" in str(exc).lower() or "connect" in str(exc).lower() or "resolve" in str(exc).lower():
+            raise ConfigError(f"a task's dataset must come from the Hugging Face Hub, which cannot be reached "
+                              f"({type(exc).__name__}: {str(exc)[:200]}). Fetch it where there is a network, or point "
+                              "include_path (or data_dir) at local task files", file="params.yaml",
+                              key="evaluate.mmlu.tasks") from None
+        raise
     if result is None:
         raise ConfigError("lm-eval returned no results", file="params.yaml", key="evaluate.mmlu.tasks")
-    per_doc = {task: {str(s["doc_id"]): float(s["acc"]) for s in samples} for task, samples in result["samples"].items()}
+    per_doc = {task: _per_doc_scores(samples) for task, samples in result["samples"].items()}
     # lm-eval's records hold numpy values and tuples; the cache and the audit copy keep them as JSON.
     return json.loads(json.dumps({"results": result["results"], "per_doc": per_doc, "samples": result["samples"]},
                                  default=lambda value: value.item() if hasattr(value, "item") else str(value)))
+
+
+def _per_doc_scores(samples: list[dict]) -> dict[str, dict[str, float]]:
+    """metric -> doc id -> score, for every metric a sample scores with one number (acc, acc_norm,
+    exact_match, f1, ...). A filter other than "none" is part of the name: exact_match[strict-match].
+    Metrics a sample holds as a pair (perplexities: loglikelihood and length) aggregate over the
+    corpus, not per item, and cannot be paired; the harness's own figure stays in the report."""
+    scores: dict[str, dict[str, float]] = {}
+    for sample in samples:
+        for metric in sample.get("metrics") or []:
+            value = sample.get(metric)
+            if isinstance(value, bool) or isinstance(value, (int, float)):
+                name = metric if sample.get("filter", "none") == "none" else f"{metric}[{sample['filter']}]"
+                scores.setdefault(name, {})[str(sample["doc_id"])] = float(value)
+    return scores
+
+
+def paired_metrics(base: dict, adapter: dict, params: Params) -> tuple[dict[str, MetricDelta], list[dict], str]:
+    """(metrics, per-item rows, primary metric): each task's metrics base vs adapter paired by
+    document, and each metric over all tasks. `acc` is reported as "accuracy" (the policies' name)."""
+    metrics, overall, items = {}, {}, []
+    for task in sorted(adapter["per_doc"]):
+        for metric, by_doc in sorted(adapter["per_doc"][task].items()):
+            docs = sorted(set(by_doc) & set(base["per_doc"].get(task, {}).get(metric, {})), key=int)
+            if not docs:
+                continue
+            base_scores = [base["per_doc"][task][metric][d] for d in docs]
+            adapter_scores = [by_doc[d] for d in docs]
+            name = "accuracy" if metric == "acc" else metric
+            metrics[f"{name}:{task}"] = _delta(base_scores, adapter_scores, params)
+            overall.setdefault(name, ([], []))
+            overall[name][0].extend(base_scores)
+            overall[name][1].extend(adapter_scores)
+            items += [{"task": task, "doc_id": int(d), "metric": name, "base": b, "adapter": a}
+                      for d, b, a in zip(docs, base_scores, adapter_scores)]
+    if not overall:
+        raise ConfigError("the tasks produced no per-item score to compare (only corpus-level metrics such as "
+                          "perplexity); add a task with a per-item metric", file="params.yaml", key="evaluate.mmlu.tasks")
+    totals = {name: _delta(b, a, params) for name, (b, a) in overall.items()}
+    primary = "accuracy" if "accuracy" in totals else next(iter(totals))
+    return {**totals, **metrics}, items, primary
 
 
 def run_mmlu(params: Params) -> EvalReport:
@@ -116,7 +169,7 @@ def run_mmlu(params: Params) -> EvalReport:
 
     cfg = params.evaluate.mmlu
     started = time.perf_counter()
-    remove_outputs(report_path("eval_mmlu"), EVAL_DIR / "mmlu_items.jsonl", EVAL_DIR / "mmlu_samples")
+    remove_outputs(report_path("eval_mmlu"), headline.path("eval_mmlu"), EVAL_DIR / "mmlu_items.jsonl", EVAL_DIR / "mmlu_samples")
     if not (ADAPTER_DIR / "adapter_config.json").is_file():
         raise MissingInputError(f"{ADAPTER_DIR}: no adapter; run the train stage first")
     tasks, include_path = list(cfg.tasks), cfg.include_path
@@ -142,17 +195,7 @@ def run_mmlu(params: Params) -> EvalReport:
     base_done = time.perf_counter()
     adapter = _evaluate(model, tokenizer, params, task_manager, tasks)
 
-    metrics, items = {}, []
-    all_base, all_adapter = [], []
-    for task in sorted(adapter["per_doc"]):
-        docs = sorted(adapter["per_doc"][task], key=int)
-        base_scores = [base["per_doc"][task][d] for d in docs]
-        adapter_scores = [adapter["per_doc"][task][d] for d in docs]
-        metrics[f"accuracy:{task}"] = _delta(base_scores, adapter_scores, params)
-        all_base += base_scores
-        all_adapter += adapter_scores
-        items += [{"task": task, "doc_id": int(d), "base": b, "adapter": a} for d, b, a in zip(docs, base_scores, adapter_scores)]
-    metrics = {"accuracy": _delta(all_base, all_adapter, params), **metrics}
+    metrics, items, primary = paired_metrics(base, adapter, params)
 
     items_file = EVAL_DIR / f"{TIER}_items.jsonl"
     atomic_write_jsonl(items_file, items)
@@ -166,10 +209,11 @@ def run_mmlu(params: Params) -> EvalReport:
         outputs=digests([items_file, SAMPLES_DIR]),
         tier=TIER,
         n_items=len(items),
-        primary_metric="accuracy",
+        primary_metric=primary,
         metrics=metrics,
         items_file=items_file.as_posix(),
         generation={"harness": f"lm-evaluation-harness {version}", "tasks": tasks, "num_fewshot": cfg.num_fewshot,
+                    "apply_chat_template": cfg.apply_chat_template, "fewshot_as_multiturn": cfg.fewshot_as_multiturn,
                     "batch_size": cfg.batch_size, "base_cached": base_cached, "base_cache": cache_file.as_posix(),
                     "setup_wall_s": round(setup_done - started, 2), "base_wall_s": round(base_done - setup_done, 2),
                     "adapter_wall_s": round(time.perf_counter() - base_done, 2),
@@ -189,11 +233,22 @@ def _task_manager(include_path: str | None, tasks: list[str]):
         local = TaskManager(include_path=include_path, include_defaults=False)
         if all(task in local.all_tasks for task in tasks):
             return local
-    return TaskManager(include_path=include_path) if include_path else TaskManager()
+    manager = TaskManager(include_path=include_path) if include_path else TaskManager()
+    unknown = [task for task in tasks if task not in manager.all_tasks]
+    if unknown:
+        import difflib
+
+        close = sorted({m for task in unknown for m in difflib.get_close_matches(task, manager.all_tasks, n=3)})
+        raise ConfigError(f"unknown lm-eval task(s): {', '.join(unknown)}"
+                          + (f"; did you mean {', '.join(close)}?" if close else "")
+                          + " (a task of your own: a YAML in the folder evaluate.mmlu.include_path names)",
+                          file="params.yaml", key="evaluate.mmlu.tasks")
+    return manager
 
 
 def _delta(base: list[float], adapter: list[float], params: Params) -> MetricDelta:
     cfg = params.evaluate.mmlu
     boot = paired_bootstrap(base, adapter, cfg.bootstrap_samples, cfg.confidence, params.seed)
+    binary = all(score in (0.0, 1.0) for score in base + adapter)   # McNemar is for right/wrong outcomes
     return MetricDelta(**boot.__dict__, relative_delta=boot.delta / boot.base if boot.base else None,
-                       p_value=mcnemar_exact(base, adapter))
+                       p_value=mcnemar_exact(base, adapter) if binary else None)

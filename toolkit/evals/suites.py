@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from toolkit.config import parse_yaml, validation_error, yaml_line
 from toolkit.errors import ConfigError, DataError
 from toolkit.evals.metrics import Metric, check_arguments, get_metric
+from toolkit.evals.preference import METRICS as PREFERENCE_METRICS
 from toolkit.layout import SPLIT_FILES
 
 SUITES_DIR = Path("eval_suites")
@@ -69,6 +70,11 @@ class SuiteItem:
     args: dict[str, dict[str, Any]]
     few_shot: bool
     category: str | None = None
+    # Held-out preference or KTO records (toolkit.evals.preference scores the answers' likelihoods).
+    chosen: str | None = None
+    rejected: str | None = None
+    completion: str | None = None
+    label: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -128,9 +134,9 @@ def parse_suite(folder: Path) -> Suite:
             settings["schema"] = _json_file(folder / settings.pop("schema_file"), source, line)
         check_arguments(metric, settings, source, line, partial=True)
         metrics[name] = SuiteMetric(name, metric, settings)
-    if spec.primary_metric not in metrics:
+    if spec.primary_metric not in metrics and spec.primary_metric not in PREFERENCE_METRICS:
         raise ConfigError(f"primary_metric {spec.primary_metric!r} is not one of the suite's metrics "
-                          f"({', '.join(metrics)})", file=source, line=yaml_line(text, ["primary_metric"]),
+                          f"({', '.join(metrics)}) nor a preference metric ({', '.join(PREFERENCE_METRICS)})", file=source, line=yaml_line(text, ["primary_metric"]),
                           key="primary_metric")
     for index, turn in enumerate(spec.few_shot):
         if set(turn) != {"role", "content"} or turn["role"] not in ROLES:
@@ -161,9 +167,19 @@ def _split_items(suite: Suite) -> list[SuiteItem]:
     items = []
     with suite.items_file.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, 1):
-            messages = json.loads(line)["messages"]
-            items.append(SuiteItem(f"{suite.items_file.stem}-{line_no}", line_no, messages[:-1],
-                                   messages[-1]["content"], tuple(suite.metrics), {}, True))
+            row, item_id = json.loads(line), f"{suite.items_file.stem}-{line_no}"
+            if "messages" in row:            # SFT: the last assistant turn is the reference
+                items.append(SuiteItem(item_id, line_no, row["messages"][:-1], row["messages"][-1]["content"],
+                                       tuple(suite.metrics), {}, True))
+            elif "chosen" in row:            # preference: the chosen answer is the reference
+                chosen, rejected = row["chosen"][-1]["content"], row["rejected"][-1]["content"]
+                items.append(SuiteItem(item_id, line_no, row["prompt"], chosen, tuple(suite.metrics), {}, True,
+                                       chosen=chosen, rejected=rejected))
+            else:                            # KTO: a desirable completion is a reference, an undesirable one not
+                completion, label = row["completion"][-1]["content"], bool(row["label"])
+                items.append(SuiteItem(item_id, line_no, row["prompt"], completion if label else None,
+                                       tuple(suite.metrics) if label else (), {}, True, completion=completion,
+                                       label=label))
     return items
 
 

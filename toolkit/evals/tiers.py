@@ -12,14 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from toolkit import headline
 from toolkit.config import CanaryParams, Params, TierParams
 from toolkit.errors import DataError
 from toolkit.evals.generation import adapter_disabled, generate, render_prompts
 from toolkit.evals.heldout import PROBE_PROMPTS, load_adapter_model, write_serving_probe
+from toolkit.evals.preference import LOWER_IS_BETTER, preference_scores
 from toolkit.evals.stats import mcnemar_exact, paired_bootstrap
 from toolkit.evals.suites import Suite, SuiteItem, load_suite, with_few_shot
 from toolkit.files import atomic_write_json, atomic_write_jsonl, read_json, remove_outputs, sha256_path, sha256_text
-from toolkit.layout import ADAPTER_DIR, EVAL_DIR, METRICS, PLOTS, report_path
+from toolkit.layout import ADAPTER_DIR, EVAL_DIR, PLOTS, report_path
 from toolkit.reports import BaseModelReport, EvalReport, MetricDelta, TrainReport, digests, read_report, write_report
 from toolkit.train.metering import device_description
 
@@ -34,7 +36,7 @@ def tier_settings(params: Params, name: str) -> TierParams:
 def run_tier(params: Params, name: str) -> EvalReport:
     """Runs the tier `name` (heldout, ood, canary) or any suite of that name in eval_suites/."""
     started = time.perf_counter()
-    remove_outputs(report_path(f"eval_{name}"), EVAL_DIR / f"{name}_items.jsonl", METRICS / f"{name}.json",
+    remove_outputs(report_path(f"eval_{name}"), EVAL_DIR / f"{name}_items.jsonl", headline.path(f"eval_{name}"),
                    PLOTS / f"{name}_deltas.json")
     settings = tier_settings(params, name)
     suite = load_suite(settings.suite or name)
@@ -69,17 +71,22 @@ def run_tier(params: Params, name: str) -> EvalReport:
         model.delete_adapter(PREVIOUS_ADAPTER_NAME)
 
     scores = score_items(suite, items, outputs)
+    scores.update(preference_scores(model, tokenizer, items, settings.batch_size))   # none for SFT items
+    if suite.primary_metric not in scores:
+        raise DataError(f"the primary metric {suite.primary_metric} applies to no item (preference metrics need "
+                        "preference or KTO records)", file=str(suite.items_file))
     comparisons = {side: compare(suite, scores, side, settings, params.seed)
                    for side in ("base", "prompted", "previous") if side in outputs}
     primary = scores[suite.primary_metric]
-    regressed = {side: sum(1 for pair in primary if pair["adapter"] < pair[side])
+    regressed = {side: sum(1 for pair in primary if side in pair and pair["adapter"] < pair[side])
                  for side in ("base", "previous") if side in outputs}
 
+    regressed_metrics = [name for name, m in comparisons["base"].items()
+                         if (m.ci_low > 0 if name in LOWER_IS_BETTER else m.ci_high < 0)]
     item_rows = _item_rows(items, outputs, scores)
-    outs = [EVAL_DIR / f"{suite.name}_items.jsonl", METRICS / f"{suite.name}.json", PLOTS / f"{suite.name}_deltas.json"]
+    outs = [EVAL_DIR / f"{suite.name}_items.jsonl", PLOTS / f"{suite.name}_deltas.json"]
     atomic_write_jsonl(outs[0], item_rows)
-    atomic_write_json(outs[1], _headline_metrics(comparisons))
-    atomic_write_json(outs[2], _delta_plot_rows(suite.name, comparisons))
+    atomic_write_json(outs[1], _delta_plot_rows(suite.name, comparisons))
     if suite.tier == "heldout":
         outs.append(write_serving_probe(model, tokenizer, prompts[:PROBE_PROMPTS]))
 
@@ -101,8 +108,8 @@ def run_tier(params: Params, name: str) -> EvalReport:
         against_previous=comparisons.get("previous"),
         previous=previous,
         regressed_items=regressed,
-        regressed_metrics=[name for name, m in comparisons["base"].items() if m.ci_high < 0],
-        regressed_metric_count=sum(1 for m in comparisons["base"].values() if m.ci_high < 0),
+        regressed_metrics=regressed_metrics,
+        regressed_metric_count=len(regressed_metrics),
         by_category=_by_category(items, primary, "prompted" in outputs),
         items_file=outs[0].as_posix(),
         chat_template_sha256=template_sha256,
@@ -146,12 +153,14 @@ def compare(suite: Suite, scores: dict[str, list[dict]], side: str, settings: Ti
     """The adapter against `side` (base, prompted or previous) on every metric that applied to any item."""
     results = {}
     for name, rows in scores.items():
+        rows = [row for row in rows if side in row]    # preference metrics have base and adapter only
         if not rows:
             continue
         reference = [row[side] for row in rows]
         adapter = [row["adapter"] for row in rows]
         delta = paired_bootstrap(reference, adapter, settings.bootstrap_samples, settings.confidence, seed)
-        binary = suite.metrics[name].metric.binary and all(v in (0.0, 1.0) for v in reference + adapter)
+        declared_binary = suite.metrics[name].metric.binary if name in suite.metrics else name == "preference_accuracy"
+        binary = declared_binary and all(v in (0.0, 1.0) for v in reference + adapter)
         results[name] = MetricDelta(
             **delta.__dict__,
             relative_delta=delta.delta / delta.base if delta.base else None,
@@ -167,20 +176,8 @@ def _item_rows(items: list[SuiteItem], outputs: dict[str, list[str]], scores: di
              "scores": {}} for index, item in enumerate(items)]
     for name, metric_rows in scores.items():
         for row in metric_rows:
-            rows[row["index"]]["scores"][name] = {side: row[side] for side in outputs}
+            rows[row["index"]]["scores"][name] = {side: row[side] for side in outputs if side in row}
     return rows
-
-
-def _headline_metrics(comparisons: dict[str, dict[str, MetricDelta]]) -> dict:
-    """What `dvc metrics diff` shows between experiments."""
-    headline = {}
-    for name, m in comparisons["base"].items():
-        headline[name] = {"base": round(m.base, 4), "adapter": round(m.adapter, 4), "delta": round(m.delta, 4),
-                          "ci_low": round(m.ci_low, 4)}
-        for side in ("prompted", "previous"):
-            if side in comparisons and name in comparisons[side]:
-                headline[name][side] = round(comparisons[side][name].base, 4)
-    return headline
 
 
 def _delta_plot_rows(suite: str, comparisons: dict[str, dict[str, MetricDelta]]) -> list[dict]:

@@ -14,6 +14,7 @@ import json
 import re
 from pathlib import Path
 
+from toolkit import headline
 from toolkit.config import Params
 from toolkit.errors import ConfigError, MissingInputError
 from toolkit.files import atomic_write_text, remove_outputs
@@ -69,7 +70,7 @@ def _device_cost(catalog: Catalog, device: str, hours: float, tier: str = "on_de
 
 def run_cost(params: Params) -> CostReport:
     fin = params.finops
-    remove_outputs(report_path("cost"), COST_DIR)
+    remove_outputs(report_path("cost"), headline.path("cost"), COST_DIR)
     catalog = load_catalog(fin.catalog)
     for name in ("base", "validate", "train", "eval_heldout"):
         if not report_path(name).is_file():

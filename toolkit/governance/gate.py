@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from toolkit import headline
 from toolkit.errors import GateFailed
 from toolkit.files import atomic_write_text, remove_outputs, sha256_file
 from toolkit.governance.policy import Policy, Rule, load_policy
@@ -75,7 +76,7 @@ def evaluate_rule(rule: Rule, reports_dir: Path = REPORTS) -> RuleOutcome:
 
 
 def run_gate(policy_name: str) -> GateReport:
-    remove_outputs(report_path("gate"), GATE_MARKDOWN)   # a gate that cannot run leaves no old "passed"
+    remove_outputs(report_path("gate"), headline.path("gate"), GATE_MARKDOWN)   # a gate that cannot run leaves no old "passed"
     policy: Policy = load_policy(policy_name)
     outcomes = [evaluate_rule(rule) for rule in policy.rules]
     blocking = sum(is_blocking(o) for o in outcomes)

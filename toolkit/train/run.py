@@ -17,6 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
+from toolkit import headline
 from toolkit.config import Params
 from toolkit.errors import ConfigError, DataError, TrainingDiverged
 from toolkit.files import atomic_write_json, read_jsonl, remove_outputs, sha256_path, sha256_text
@@ -50,7 +51,7 @@ def train_adapter(params: Params):
     require_hardware(cfg)   # before anything is loaded: QLoRA without CUDA is a clear exit 2
     if int(os.environ.get("RANK", "0")) == 0:   # one process clears; the checkpoints to resume from stay
         continues_in_place = bool(cfg.init_adapter) and Path(cfg.init_adapter).resolve() == ADAPTER_DIR.resolve()
-        remove_outputs(report_path("train"), DIVERGED_REPORT, *(() if continues_in_place else (ADAPTER_DIR,)))
+        remove_outputs(report_path("train"), headline.path("train"), DIVERGED_REPORT, *(() if continues_in_place else (ADAPTER_DIR,)))
     train_rows, validation_rows = _splits(cfg.method)
     base_report = read_report(report_path("base"), BaseModelReport)
     run_dir = CHECKPOINT_ROOT / run_key(params, base_report)
