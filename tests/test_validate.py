@@ -101,6 +101,9 @@ def test_pii_block_stops_and_report_leaves_it_for_the_gate(data_project):
     report = run_validate(data_project([ticket(i) for i in range(30)] + [PII_TICKET], pii={"action": "report"}), **QUIET)
     assert report.pii.unredacted_findings == 3 and report.pii.redacted_records == 0
     assert report.pii.examples[0]["line"] == 31 and "jo@example.org" not in json.dumps(report.pii.examples)
+    example = report.pii.examples[0]           # the words around it, every finding masked, and its score
+    assert example["context"].startswith("Refund to [iban: ") and "[email: j" in example["context"]
+    assert 0.5 <= example["score"] <= 1 and "0532 0130" not in example["context"]
 
 
 def test_exact_duplicates_can_be_kept_and_then_share_a_split(data_project):

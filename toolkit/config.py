@@ -59,6 +59,9 @@ class PiiParams(StrictModel):
     detectors: list[Literal["email", "phone", "iban", "credit_card", "ip_address", "name"]] = [
         "email", "phone", "iban", "credit_card", "ip_address", "name"]
     phone_regions: list[str] = Field(["DE", "FR", "GB", "US"], description="regions whose national phone formats count")
+    min_score: dict[Literal["email", "phone", "iban", "credit_card", "ip_address", "name"],
+                    float] = Field({}, description="per detector, the score a finding needs (default 0.5; "
+                                   "phone and card numbers and names are scored by form and context)")
 
 
 class DecontaminationParams(StrictModel):

@@ -231,7 +231,8 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
             findings=dict(Counter(f.kind for found in pii_kept.values() for _, f in found)),
             records_with_pii=len(pii_kept), redacted_records=redacted,
             unredacted_findings=0 if data.pii.action == "redact" else sum(len(f) for f in pii_kept.values()),
-            examples=[{"line": line, "field": source_field(by_line[line].layout, where), "type": f.kind, "masked": f.masked()}
+            examples=[{"line": line, "field": source_field(by_line[line].layout, where), "type": f.kind,
+                       "masked": f.masked(), "score": f.score, "context": pii.masked_context(dict(by_line[line].texts())[where], [g for w, g in found if w == where], f)}
                       for line, found in list(pii_kept.items())[:MAX_EXAMPLES] for where, f in found[:1]]),
         contamination=ContaminationSection(
             ngram=data.decontamination.ngram, boilerplate_documents=checker.max_documents,
@@ -287,7 +288,8 @@ def _failing_field(record: Record, outcome, counts) -> str:
 
 def _scan_pii(records: list[Record], params: Params) -> dict[int, list[tuple[str, pii.Finding]]]:
     """line -> [(canonical field, finding)] for every record with personal data."""
-    scanner = pii.PiiScanner(tuple(params.data.pii.detectors), tuple(params.data.pii.phone_regions))
+    cfg = params.data.pii
+    scanner = pii.PiiScanner(tuple(cfg.detectors), tuple(cfg.phone_regions), min_score=dict(cfg.min_score))
     found = {}
     for record in records:
         hits = [(where, f) for where, text in record.texts() for f in scanner.find(text)]
