@@ -354,7 +354,7 @@ def test_runs_compare_in_dvc_exp_show_and_metrics_diff(pipeline_copy):
     assert experiment["metrics/cost.json"]["roi"] != baseline["metrics/cost.json"]["roi"]
 
     diff = json.loads(run_in(project, "dvc", "metrics", "diff", "--json", check=True).stdout)
-    roi = diff["diff"]["metrics/cost.json"]["roi"]
+    roi = diff["metrics/cost.json"]["roi"]
     assert roi["old"] == baseline["metrics/cost.json"]["roi"] and roi["new"] == experiment["metrics/cost.json"]["roi"]
 
 

@@ -238,7 +238,7 @@ def _task_manager(include_path: str | None, tasks: list[str]):
     if unknown:
         import difflib
 
-        close = sorted({m for task in unknown for m in difflib.get_close_matches(task, manager.all_tasks, n=3)})
+        close = list(dict.fromkeys(m for task in unknown for m in difflib.get_close_matches(task, manager.all_tasks, n=3)))
         raise ConfigError(f"unknown lm-eval task(s): {', '.join(unknown)}"
                           + (f"; did you mean {', '.join(close)}?" if close else "")
                           + " (a task of your own: a YAML in the folder evaluate.mmlu.include_path names)",
