@@ -358,30 +358,23 @@ def test_runs_compare_in_dvc_exp_show_and_metrics_diff(pipeline_copy):
     assert roi["old"] == baseline["metrics/cost.json"]["roi"] and roi["new"] == experiment["metrics/cost.json"]["roi"]
 
 
-GENERATE_TASK = """task: arithmetic_generate
-dataset_path: json
+# Two tasks of the user's own over the same local data: one generates, one has two metrics.
+TASK_DATA = """dataset_path: json
 dataset_kwargs: {data_files: {test: eval_suites/mmlu_local/data/arithmetic.jsonl}}
 test_split: test
-output_type: generate_until
 doc_to_text: "{{question.strip()}}\\nAnswer:"
-doc_to_target: "{{choices[answer]}}"
-generation_kwargs: {until: ["\\n"], max_gen_toks: 8, do_sample: false}
-metric_list:
-  - {metric: exact_match, aggregation: mean, higher_is_better: true, ignore_case: true}
 metadata: {version: 1.0}
 """
-NORM_TASK = """task: arithmetic_norm
-dataset_path: json
-dataset_kwargs: {data_files: {test: eval_suites/mmlu_local/data/arithmetic.jsonl}}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{question.strip()}}\\nAnswer:"
+GENERATE_TASK = "task: arithmetic_generate\n" + TASK_DATA + """output_type: generate_until
+doc_to_target: "{{choices[answer]}}"
+generation_kwargs: {until: ["\\n"], max_gen_toks: 8, do_sample: false}
+metric_list: [{metric: exact_match, aggregation: mean, higher_is_better: true, ignore_case: true}]
+"""
+NORM_TASK = "task: arithmetic_norm\n" + TASK_DATA + """output_type: multiple_choice
 doc_to_choice: "{{choices}}"
 doc_to_target: answer
-metric_list:
-  - {metric: acc, aggregation: mean, higher_is_better: true}
-  - {metric: acc_norm, aggregation: mean, higher_is_better: true}
-metadata: {version: 1.0}
+metric_list: [{metric: acc, aggregation: mean, higher_is_better: true},
+              {metric: acc_norm, aggregation: mean, higher_is_better: true}]
 """
 
 

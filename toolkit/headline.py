@@ -22,12 +22,12 @@ def path(stage: str) -> Path:
 
 
 def write_for(report) -> Path | None:
-    """The headline of a report just written, for the stages that have one."""
-    stage = report.stage
-    figures = (data if stage == "validate" else train if stage == "train" else judge if stage == "eval_judge"
-               else general_capability if stage == "eval_mmlu" else tier if stage.startswith("eval_")
-               else cost if stage == "cost" else gate if stage == "gate" else None)
-    return atomic_write_json(path(stage), _rounded(figures(report))) if figures else None
+    """The headline of a report just written, for the stages that have one (every other eval_* stage
+    is a suite's tier)."""
+    by_stage = {"validate": data, "train": train, "eval_judge": judge, "eval_mmlu": general_capability,
+                "cost": cost, "gate": gate}
+    figures = by_stage.get(report.stage) or (tier if report.stage.startswith("eval_") else None)
+    return atomic_write_json(path(report.stage), _rounded(figures(report))) if figures else None
 
 
 def data(report) -> dict[str, Any]:

@@ -136,8 +136,8 @@ def parse_suite(folder: Path) -> Suite:
         metrics[name] = SuiteMetric(name, metric, settings)
     if spec.primary_metric not in metrics and spec.primary_metric not in PREFERENCE_METRICS:
         raise ConfigError(f"primary_metric {spec.primary_metric!r} is not one of the suite's metrics "
-                          f"({', '.join(metrics)}) nor a preference metric ({', '.join(PREFERENCE_METRICS)})", file=source, line=yaml_line(text, ["primary_metric"]),
-                          key="primary_metric")
+                          f"({', '.join(metrics)}) nor a preference metric ({', '.join(PREFERENCE_METRICS)})",
+                          file=source, line=yaml_line(text, ["primary_metric"]), key="primary_metric")
     for index, turn in enumerate(spec.few_shot):
         if set(turn) != {"role", "content"} or turn["role"] not in ROLES:
             raise ConfigError("each few-shot turn needs exactly role (system, user or assistant) and content",

@@ -17,6 +17,7 @@ from toolkit.config import CanaryParams, Params, TierParams
 from toolkit.errors import DataError
 from toolkit.evals.generation import adapter_disabled, generate, render_prompts
 from toolkit.evals.heldout import PROBE_PROMPTS, load_adapter_model, write_serving_probe
+from toolkit.evals.preference import BINARY as PREFERENCE_BINARY
 from toolkit.evals.preference import LOWER_IS_BETTER, preference_scores
 from toolkit.evals.stats import mcnemar_exact, paired_bootstrap
 from toolkit.evals.suites import Suite, SuiteItem, load_suite, with_few_shot
@@ -159,7 +160,7 @@ def compare(suite: Suite, scores: dict[str, list[dict]], side: str, settings: Ti
         reference = [row[side] for row in rows]
         adapter = [row["adapter"] for row in rows]
         delta = paired_bootstrap(reference, adapter, settings.bootstrap_samples, settings.confidence, seed)
-        declared_binary = suite.metrics[name].metric.binary if name in suite.metrics else name == "preference_accuracy"
+        declared_binary = suite.metrics[name].metric.binary if name in suite.metrics else name in PREFERENCE_BINARY
         binary = declared_binary and all(v in (0.0, 1.0) for v in reference + adapter)
         results[name] = MetricDelta(
             **delta.__dict__,

@@ -55,12 +55,13 @@ def locked(ledger: Path) -> Iterator[None]:
 def read_entries(ledger: Path) -> list[dict]:
     if not ledger.is_file():
         return []
-    torn = torn_tail(ledger)
+    data = ledger.read_bytes()
+    torn = _torn(data)
     if torn:
         raise ConfigError("the last ledger entry was not completely written (a release killed or a disk full "
                           "while recording it); `toolkit release --repair` sets it aside", file=str(ledger), line=torn[0])
     entries = []
-    for number, line in enumerate(_lines(ledger), start=1):
+    for number, line in enumerate(_split(data.decode("utf-8")), start=1):
         try:
             entries.append(json.loads(line))
         except json.JSONDecodeError as exc:
@@ -69,9 +70,13 @@ def read_entries(ledger: Path) -> list[dict]:
 
 
 def torn_tail(ledger: Path) -> tuple[int, bytes] | None:
-    """(line number, bytes) of a last line cut short mid-append. Appends end with a newline, so only a
-    last line without one can be torn; a complete entry that merely lacks the newline is not."""
-    data = ledger.read_bytes() if ledger.is_file() else b""
+    """(line number, bytes) of a last line cut short mid-append, or None."""
+    return _torn(ledger.read_bytes()) if ledger.is_file() else None
+
+
+def _torn(data: bytes) -> tuple[int, bytes] | None:
+    """Appends end with a newline, so only a last line without one can be torn; a complete entry that
+    merely lacks the newline is not."""
     if not data or data.endswith(b"\n"):
         return None
     tail = data[data.rfind(b"\n") + 1:]
@@ -97,9 +102,12 @@ def set_tail_aside(ledger: Path, keep: Path) -> None:
 
 
 def _lines(ledger: Path) -> list[str]:
+    return _split(ledger.read_text(encoding="utf-8"))
+
+
+def _split(text: str) -> list[str]:
     """The ledger's lines, split on "\n" only: entries are written with ensure_ascii=False, so a reason
     may hold U+2028 and the like, which str.splitlines() would cut."""
-    text = ledger.read_text(encoding="utf-8")
     return [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")] if text else []
 
 
@@ -116,9 +124,11 @@ def append(ledger: Path, entry: dict, signer=None) -> dict:
         entry["signature"] = sign_bytes(signer, signed_bytes(entry))
     entry["entry_sha256"] = entry_hash(entry)
     line = canonical(entry) + b"\n"
-    if ledger.is_file() and ledger.stat().st_size and not ledger.read_bytes().endswith(b"\n"):
-        line = b"\n" + line     # the last entry is complete but lost its newline: never glue two entries
-    with open(ledger, "ab") as handle:
+    with open(ledger, "ab+") as handle:
+        if handle.seek(0, os.SEEK_END):
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = b"\n" + line     # the last entry is complete but lost its newline: never glue two
         handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())

@@ -47,9 +47,9 @@ class Registry:
         """Where `toolkit release --repair` moves orphans and torn ledger lines (kept as evidence)."""
         return self.root / "orphaned"
 
-    def retired_versions(self) -> set[str]:
+    def retired_versions(self, entries: list[dict]) -> set[str]:
         """Version numbers of orphans, in place or moved aside: never given to a new release."""
-        names = [p.name for p in self.orphans(ledger_mod.read_entries(self.ledger))]
+        names = [p.name for p in self.orphans(entries)]
         if self.orphaned.is_dir():
             names += [p.name.rsplit("-", 1)[0] for p in self.orphaned.glob("v*-*") if p.is_dir()]
         return {name[1:] for name in names}

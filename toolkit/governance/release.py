@@ -105,7 +105,7 @@ def run_release(params: Params, override: str | None = None, version: str | None
             raise ConfigError(f"the ledger is damaged, refusing to release: {chain[0].message}",
                               file=str(registry.ledger))
         cleaned, orphans = _tidy(registry, entries, repair)
-        version = next_version(entries, version, registry.retired_versions())
+        version = next_version(entries, version, registry.retired_versions(entries))
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=registry.releases))
         try:
             _fill_bundle(staging, params, gate, override_record, version)
