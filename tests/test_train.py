@@ -234,6 +234,19 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_with_the_same_step_count(
     assert report["previous_wall_time_s"] > 0
 
 
+def test_a_checkpoint_killed_while_its_trainer_state_was_written_is_not_resumed(tmp_path):
+    """CI saw this: the kill landed while transformers wrote trainer_state.json (last, not
+    atomically), the empty file was taken for a complete checkpoint and the resume crashed."""
+    from toolkit.train.run import last_complete_checkpoint
+    for step, state in ((6, '{"global_step": 6}'), (12, ""), (18, '{"global_st')):
+        checkpoint = tmp_path / f"checkpoint-{step}"
+        checkpoint.mkdir()
+        (checkpoint / "optimizer.pt").write_bytes(b"x")
+        (checkpoint / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-6"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-6"]
+
+
 def test_two_process_data_parallel_run_under_accelerate(tmp_path, tiny_base):
     make_project(tmp_path, tiny_base, _sft_rows(32), epochs=2)
     # The shipped DDP config; without GPUs its processes train on the CPU over gloo.

@@ -186,10 +186,20 @@ def last_complete_checkpoint(run_dir: Path) -> Path | None:
     checkpoints = sorted((p for p in run_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
                          key=lambda p: int(p.name.split("-")[-1]), reverse=True)
     for checkpoint in checkpoints:
-        if (checkpoint / "trainer_state.json").is_file() and (checkpoint / "optimizer.pt").is_file():
+        if _trainer_state_written(checkpoint) and (checkpoint / "optimizer.pt").is_file():
             return checkpoint
         shutil.rmtree(checkpoint, ignore_errors=True)
     return None
+
+
+def _trainer_state_written(checkpoint: Path) -> bool:
+    """transformers writes the trainer state last and not atomically: a kill while it is written
+    leaves an empty or cut file, so the checkpoint counts only when the state parses."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(state, dict) and "global_step" in state
 
 
 class _WallMeter(TrainerCallback):
