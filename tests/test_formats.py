@@ -24,6 +24,27 @@ PREFERENCE_ROWS = [
     {"prompt": [{"role": "user", "content": "Can I pay by invoice?"}],
      "chosen": [{"role": "assistant", "content": "Yes, for business accounts."}], "rejected": [{"role": "assistant", "content": "Maybe."}]},
 ]
+TOOLS = [{"type": "function", "function": {
+    "name": "get_order_status", "description": "The shipping status of an order.",
+    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}}},
+    {"type": "function", "function": {
+        "name": "cancel_order", "description": "Cancel an order that has not shipped.",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}, "reason": {"type": "string"}},
+                       "required": ["order_id"]}}}]
+TOOL_ROWS = [
+    {"messages": [{"role": "system", "content": "You are the order desk."},
+                  {"role": "user", "content": "What is the status of order 4417?"},
+                  {"role": "assistant", "content": "", "tool_calls": [
+                      {"type": "function", "function": {"name": "get_order_status", "arguments": {"order_id": "4417"}}}]},
+                  {"role": "tool", "content": '{"status": "in transit", "eta": "Thursday"}'},
+                  {"role": "assistant", "content": "Order 4417 is in transit and should arrive on Thursday."}], "tools": TOOLS},
+    {"messages": [{"role": "user", "content": "Please cancel order 9120, I ordered the wrong size."},
+                  {"role": "assistant", "content": "", "tool_calls": [
+                      {"type": "function", "function": {"name": "cancel_order",
+                                                        "arguments": {"order_id": "9120", "reason": "wrong size"}}}]},
+                  {"role": "tool", "content": '{"cancelled": true}'},
+                  {"role": "assistant", "content": "Order 9120 is cancelled; the refund follows in 3 to 5 days."}], "tools": TOOLS},
+]
 KTO_ROWS = [
     {"prompt": [{"role": "user", "content": "Where is my parcel?"}], "completion": [{"role": "assistant", "content": "It ships tomorrow."}],
      "label": True},
@@ -44,6 +65,8 @@ KTO_ROWS = [
     ("chat_kto.jsonl", "chat_kto", KTO_ROWS),            # TRL's conversational KTO: the last turn is the completion
     ("sharegpt_kto.jsonl", "sharegpt_kto", KTO_ROWS),
     ("chat_parts.jsonl", "chat", SFT_ROWS),              # content as typed text parts, joined as templates do
+    ("chat_tools.jsonl", "chat", TOOL_ROWS),             # OpenAI tool_calls (arguments as JSON text), tool turns, tools
+    ("sharegpt_tools.jsonl", "sharegpt", TOOL_ROWS),     # LLaMA-Factory: function_call, observation, tools as JSON text
 ])
 def test_each_layout_normalizes_to_the_canonical_record(name, layout, rows):
     parsed = load_records(FIXTURES / "formats" / name)
@@ -70,7 +93,7 @@ def test_a_named_format_rejects_other_layouts():
 
 @pytest.mark.parametrize("name", ["chat.jsonl", "sharegpt.jsonl", "alpaca.jsonl", "prompt_completion.jsonl",
                                   "preference.jsonl", "sharegpt_preference.jsonl", "kto.jsonl", "chat_kto.jsonl",
-                                  "sharegpt_kto.jsonl", "chat_parts.jsonl"])
+                                  "sharegpt_kto.jsonl", "chat_parts.jsonl", "chat_tools.jsonl", "sharegpt_tools.jsonl"])
 def test_each_layout_passes_the_whole_stage(data_project, name):
     shutil.copy(FIXTURES / "formats" / name, Path("data") / name)
     params = data_project([], name="unused.jsonl")
@@ -80,8 +103,12 @@ def test_each_layout_passes_the_whole_stage(data_project, name):
                                                        "kto.jsonl": "kto", "chat_kto.jsonl": "kto",
                                                        "sharegpt_kto.jsonl": "kto"}.get(name, "sft")
     rows = [row for split in ("train", "validation", "heldout") for row in read_jsonl(f"artifacts/data/{split}.jsonl")]
-    assert len(rows) == 2 and all(set(row) in ({"messages"}, {"prompt", "chosen", "rejected"}, {"prompt", "completion", "label"})
-                                  for row in rows)
+    assert len(rows) == 2 and all(set(row) in ({"messages"}, {"messages", "tools"}, {"prompt", "chosen", "rejected"},
+                                               {"prompt", "completion", "label"}) for row in rows)
+    if "tools" in name:
+        assert report.tool_calls.records_with_tools == 2 and report.tool_calls.tool_calls == 2
+        assert report.tool_calls.invalid_calls == 0
+        assert report.tool_calls.declared_tools == ["cancel_order", "get_order_status"]
 
 
 BROKEN = yaml.safe_load((FIXTURES / "broken/expected.yaml").read_text())

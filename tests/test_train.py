@@ -234,6 +234,29 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_with_the_same_step_count(
     assert report["previous_wall_time_s"] > 0
 
 
+def test_sft_on_tool_calling_conversations_trains_on_calls_and_answers(tmp_path, tiny_tokenizer):
+    """Issue #15: tool-calling records (calls, results, tools) train end to end through TRL."""
+    from transformers import AutoTokenizer
+
+    long_base = tmp_path / "base"     # the tools' definitions make a conversation ~280 tiny-tokenizer tokens
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer)
+    tiny_random_llama(tokenizer, hidden_size=32, max_positions=512).save_pretrained(long_base, safe_serialization=True)
+    tokenizer.save_pretrained(long_base)
+    tools = [{"type": "function", "function": {"name": "route", "description": "Route a ticket.",
+                                               "parameters": {"type": "object", "properties": {"queue": {"type": "string"}}}}}]
+    rows = []
+    for text, label in TICKETS * 3:
+        rows.append({"messages": [{"role": "user", "content": text},
+                                  {"role": "assistant", "content": "", "tool_calls": [
+                                      {"type": "function", "function": {"name": "route", "arguments": {"queue": label}}}]},
+                                  {"role": "tool", "content": "ok"},
+                                  {"role": "assistant", "content": "Routed."}], "tools": tools})
+    params = make_project(tmp_path / "project", long_base, rows, epochs=4, max_length=384)
+    report, _ = train_in(tmp_path / "project", params)
+    assert report.optimizer_steps == 24 and report.final_loss < report.first_loss
+    assert report.tokens_seen > 0 and "assistant" in report.loss_on
+
+
 def test_a_checkpoint_killed_while_its_trainer_state_was_written_is_not_resumed(tmp_path):
     """CI saw this: the kill landed while transformers wrote trainer_state.json (last, not
     atomically), the empty file was taken for a complete checkpoint and the resume crashed."""

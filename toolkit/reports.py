@@ -123,6 +123,16 @@ class InjectionSection(BaseModel):
     examples: list[dict[str, Any]]
 
 
+class ToolCallSection(BaseModel):
+    """Tool-calling records: how many, the calls they make, and the calls a runtime would refuse."""
+    records_with_tools: int = 0
+    tool_calls: int = 0
+    declared_tools: list[str] = []
+    invalid_calls: int = 0
+    by_reason: dict[str, int] = {}
+    examples: list[dict[str, Any]] = []
+
+
 class LabelBalance(BaseModel):
     counts: dict[str, int]
     ratio: float
@@ -157,6 +167,7 @@ class ValidateReport(Report):
     pii: PiiSection
     contamination: ContaminationSection
     injection: InjectionSection
+    tool_calls: ToolCallSection = ToolCallSection()
     class_balance: BalanceSection
     warnings: list[str]
     datasheet: dict[str, Any] | None

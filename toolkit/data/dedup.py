@@ -34,9 +34,8 @@ class NearPair:
 
 def content_texts(record: Record) -> list[list[str]]:
     """The words dedup and decontamination compare, per text: every turn but the system prompt, and the answers."""
-    texts = [m["content"] for m in record.messages if m["role"] != "system"]
-    texts += [t for t in (record.chosen, record.rejected, record.completion) if t is not None]
-    return [words(text) for text in texts]
+    system = {f"messages[{i}].content" for i, m in enumerate(record.messages) if m["role"] == "system"}
+    return [words(text) for name, text in record.texts() if name not in system]
 
 
 def content_words(record: Record) -> list[str]:

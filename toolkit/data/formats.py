@@ -11,6 +11,10 @@ Layouts (the `data.format` names in brackets):
   conversation under "messages" (chat_kto) or "conversations" (sharegpt_kto) whose last turn is
   the assistant's completion, plus "label" (the layout of TRL's conversational KTO datasets).
 
+Tool (function) calling data is part of the chat and sharegpt layouts: assistant `tool_calls` and
+`tool` turns (OpenAI), `function_call` and `observation` turns (ShareGPT), and a `tools` field with
+the functions the model may call; see toolkit.data.tool_calls for the canonical form and the checks.
+
 A turn's content may also be a list of typed parts, as the OpenAI API and multimodal chat
 templates take it ([{"type": "text", "text": ...}, ...]): the text parts are joined as chat templates
 join them (one after the other, nothing between); an image, audio or file part is refused, naming
@@ -25,11 +29,17 @@ as (field, message) naming the field as the input file spells it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from toolkit.data.tool_calls import (ToolStructureProblem, arguments_text, openai_tool_calls, sharegpt_tool_calls,
+                                     tools_definitions)
+
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
+TOOL_ROLES = {"tool": "tool"}                                               # chat, with tools
+SHAREGPT_TOOL_ROLES = {"function_call": "assistant", "observation": "tool"}  # sharegpt, with tools (LLaMA-Factory)
 
 KIND_OF_LAYOUT = {
     "chat": "sft", "sharegpt": "sft", "alpaca": "sft", "prompt_completion": "sft",
@@ -73,6 +83,7 @@ class Record:
     rejected: str | None = None
     completion: str | None = None
     label: bool | None = None
+    tools: list[dict] | None = None     # function definitions a tool-calling conversation may use
 
     @property
     def kind(self) -> str:
@@ -87,7 +98,13 @@ class Record:
 
     def texts(self) -> list[tuple[str, str]]:
         """(canonical field, text) of every piece of text in the record."""
-        texts = [(f"messages[{i}].content", m["content"]) for i, m in enumerate(self.messages)]
+        texts = []
+        for i, message in enumerate(self.messages):
+            calls = message.get("tool_calls") or []
+            if message["content"] or not calls:   # a turn that only calls a tool has no text of its own
+                texts.append((f"messages[{i}].content", message["content"]))
+            texts += [(f"messages[{i}].tool_calls[{j}].function.arguments", arguments_text(c["function"]["arguments"]))
+                      for j, c in enumerate(calls)]
         for name in ("chosen", "rejected", "completion"):
             if getattr(self, name) is not None:
                 texts.append((name, getattr(self, name)))
@@ -95,16 +112,21 @@ class Record:
 
     def replace_texts(self, replaced: dict[str, str]) -> Record:
         """A copy with some texts (keyed by canonical field) replaced; used for redaction."""
-        messages = [dict(m, content=replaced.get(f"messages[{i}].content", m["content"]))
-                    for i, m in enumerate(self.messages)]
+        messages = []
+        for i, message in enumerate(self.messages):
+            message = dict(message, content=replaced.get(f"messages[{i}].content", message["content"]))
+            if message.get("tool_calls"):
+                message["tool_calls"] = [_replace_arguments(call, replaced.get(f"messages[{i}].tool_calls[{j}].function.arguments"))
+                                         for j, call in enumerate(message["tool_calls"])]
+            messages.append(message)
         return Record(self.line, self.layout, messages,
                       *(replaced.get(name, getattr(self, name)) for name in ("chosen", "rejected", "completion")),
-                      self.label)
+                      self.label, self.tools)
 
     def as_row(self) -> dict:
         """TRL's conversational format: messages for SFT, prompt/chosen/rejected, prompt/completion/label."""
         if self.kind == "sft":
-            return {"messages": self.messages}
+            return {"messages": self.messages, **({"tools": self.tools} if self.tools else {})}
         assistant = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
         if self.kind == "preference":
             return {"prompt": self.messages, "chosen": assistant(self.chosen), "rejected": assistant(self.rejected)}
@@ -134,10 +156,16 @@ def normalize(raw: Any, line: int, layout: str) -> Record:
     """The canonical record of `raw` read as `layout`; raises LayoutProblem naming the field."""
     if not isinstance(raw, dict):
         raise LayoutProblem("(record)", f"expected a JSON object, got {type(raw).__name__}")
-    if layout == "chat":
-        return Record(line, layout, _chat_messages(raw, "messages"))
-    if layout == "sharegpt":
-        return Record(line, layout, _sharegpt_messages(raw, "conversations"))
+    if layout in ("chat", "sharegpt"):
+        try:
+            tools = tools_definitions(raw.get("tools"))
+            messages = (_turns(raw, "messages", "role", "content", {**{r: r for r in ROLES}, **TOOL_ROLES},
+                               "system, user, assistant, tool", tool_calls="tool_calls") if layout == "chat" else
+                        _turns(raw, "conversations", "from", "value", {**SHAREGPT_ROLES, **SHAREGPT_TOOL_ROLES},
+                               "human, gpt, system, function_call, observation", tool_calls="function_call"))
+        except ToolStructureProblem as problem:
+            raise LayoutProblem(problem.field, problem.message) from None
+        return Record(line, layout, messages, tools=tools)
     if layout == "alpaca":
         instruction = _text(raw, "instruction")
         extra = _text(raw, "input", optional=True)
@@ -175,6 +203,7 @@ def source_field(layout: str, field: str) -> str:
     if layout in ("chat_kto", "sharegpt_kto") and field == "completion":
         field = "messages[-1].content"
     if layout.startswith("sharegpt"):
+        field = re.sub(r"\.tool_calls\[\d+\]\.function\.\w+$", ".value", field)   # the function_call turn's value
         return field.replace("messages", "conversations").replace(".role", ".from").replace(".content", ".value")
     if layout in ("preference", "kto"):
         return field.replace("messages", "prompt")
@@ -204,8 +233,11 @@ def _sharegpt_messages(raw: dict, key: str) -> list[dict]:
     return _turns(raw, key, "from", "value", SHAREGPT_ROLES, "human, gpt, system")
 
 
-def _turns(raw: dict, key: str, role_key: str, text_key: str, roles: dict[str, str], expected: str) -> list[dict]:
-    """A list of turns under `key`, each {role_key: one of roles, text_key: a string}, as chat messages."""
+def _turns(raw: dict, key: str, role_key: str, text_key: str, roles: dict[str, str], expected: str,
+           tool_calls: str | None = None) -> list[dict]:
+    """A list of turns under `key`, each {role_key: one of roles, text_key: a string}, as chat messages.
+    With `tool_calls` ("tool_calls" for OpenAI chat, "function_call" for ShareGPT) turns may call tools
+    and carry their results."""
     turns = raw.get(key)
     if not isinstance(turns, list) or not turns:
         raise LayoutProblem(key, f"expected a non-empty list of {{{role_key}, {text_key}}} objects")
@@ -216,7 +248,19 @@ def _turns(raw: dict, key: str, role_key: str, text_key: str, roles: dict[str, s
             raise LayoutProblem(where, f"expected an object with {role_key} and {text_key}, got {type(turn).__name__}")
         if turn.get(role_key) not in roles:
             raise LayoutProblem(f"{where}.{role_key}", f"expected one of {expected}, got {turn.get(role_key)!r}")
-        messages.append({"role": roles[turn[role_key]], "content": _content(turn.get(text_key), f"{where}.{text_key}")})
+        if tool_calls == "tool_calls" and turn.get("tool_calls") is not None and turn[role_key] == "assistant":
+            content = turn.get(text_key)
+            messages.append({"role": "assistant", "content": "" if content in (None, "") else _content(content, f"{where}.{text_key}"),
+                             "tool_calls": openai_tool_calls(turn["tool_calls"], f"{where}.tool_calls")})
+        elif tool_calls == "function_call" and turn[role_key] == "function_call":
+            messages.append({"role": "assistant", "content": "", "tool_calls": sharegpt_tool_calls(turn.get(text_key))})
+        elif roles[turn[role_key]] == "tool":
+            value = turn.get(text_key)
+            content = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else _content(value, f"{where}.{text_key}")
+            messages.append({"role": "tool", "content": content,
+                             **{k: turn[k] for k in ("tool_call_id", "name") if isinstance(turn.get(k), str)}})
+        else:
+            messages.append({"role": roles[turn[role_key]], "content": _content(turn.get(text_key), f"{where}.{text_key}")})
     return messages
 
 
@@ -238,6 +282,17 @@ def _content(value: Any, where: str) -> str:
         else:
             raise LayoutProblem(f"{where}[{index}]", 'expected a part {"type": "text", "text": "..."}')
     return "".join(texts)
+
+
+def _replace_arguments(call: dict, text: str | None) -> dict:
+    """A call with its arguments taken from (redacted) text; still an object if the text parses."""
+    if text is None:
+        return call
+    try:
+        arguments = json.loads(text) if isinstance(call["function"]["arguments"], dict) else text
+    except json.JSONDecodeError:
+        arguments = text
+    return {**call, "function": {**call["function"], "arguments": arguments}}
 
 
 def _prompt(raw: dict, key: str) -> list[dict]:

@@ -41,7 +41,7 @@ def scan(records: list[Record], patterns: list[tuple[str, re.Pattern]], max_exam
     flagged, by_pattern, examples = set(), Counter(), []
     for record in records:
         for index, message in enumerate(record.messages):
-            if message["role"] != "user":
+            if message["role"] not in ("user", "tool"):   # a tool's result is the classic indirect injection
                 continue
             for pattern_id, pattern in patterns:
                 if pattern.search(message["content"]):

@@ -95,17 +95,18 @@ def rendered_lengths(tokenizer, texts: list[str], sample: int = 256) -> list[int
 
 
 def _render(records: list[Record], tokenizer, errors: dict[int, str]) -> tuple[list[int], list[str]]:
-    """(owning line, rendered text) of every conversation; per record only when a batch fails."""
-    owners = [record.line for record in records for _ in record.conversations()]
-    conversations = [c for record in records for c in record.conversations()]
+    """(owning line, rendered text) of every conversation: plain ones in one batch, tool-calling
+    ones (rendered with their tools) and every one of a batch that fails, record by record."""
+    plain = [record for record in records if not record.tools]
+    owners = [record.line for record in plain for _ in record.conversations()]
     try:
-        return owners, _render_batch(tokenizer, conversations)
+        rendered = _render_batch(tokenizer, [c for record in plain for c in record.conversations()]) if plain else []
+        one_by_one = [record for record in records if record.tools]
     except Exception:  # a template raises whatever its author chose (TemplateError, ValueError ...)
-        pass
-    owners, rendered = [], []
-    for record in records:
+        owners, rendered, one_by_one = [], [], records
+    for record in one_by_one:
         try:
-            texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in record.conversations()]
+            texts = [tokenizer.apply_chat_template(c, tools=record.tools, tokenize=False) for c in record.conversations()]
         except Exception as exc:
             errors[record.line] = f"the chat template cannot render it: {exc}"
             continue

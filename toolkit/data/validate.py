@@ -20,7 +20,7 @@ import numpy as np
 
 from toolkit import headline
 from toolkit.config import Params
-from toolkit.data import dedup, injection, pii
+from toolkit.data import dedup, injection, pii, tool_calls
 from toolkit.data.balance import class_balance
 from toolkit.data.datasheet import load_datasheet
 from toolkit.data.decontamination import OverlapChecker, discover_suites
@@ -33,7 +33,7 @@ from toolkit.errors import DataError
 from toolkit.files import atomic_write_jsonl, atomic_write_text, remove_outputs, sha256_file
 from toolkit.layout import DROPPED_FILE, QUARANTINE_FILE, SPLIT_FILES, VALIDATE_HTML, report_path
 from toolkit.reports import (ContaminationSection, DedupSection, ExpectationResult, InjectionSection, PiiSection,
-                             TokenSection, ValidateReport, digests, write_report)
+                             TokenSection, ToolCallSection, ValidateReport, digests, write_report)
 from toolkit.templating import render
 
 MAX_EXAMPLES = 20
@@ -66,6 +66,8 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
     by_line = {record.line: record for record in parsed.records}
     for line, message in counts.render_errors.items():
         problems.append(Problem(data.path, line, source_field(by_line[line].layout, "messages"), message))
+
+    tool_section = _check_tool_calls(parsed.records, data.path, problems)
 
     phases.start("expectations")
     suite_file = suite_path(SUITE_FOR_KIND[kind])
@@ -242,6 +244,7 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
             heldout_overlap_fraction=round(heldout_result.contaminated_items / max(1, heldout_result.items), 4)),
         injection=InjectionSection(patterns_file=injection.PATTERNS_FILE.as_posix(), flagged_records=len(flagged),
                                    by_pattern=by_pattern, examples=injection_examples),
+        tool_calls=tool_section,
         class_balance=balance,
         warnings=warnings,
         datasheet=datasheet,
@@ -284,6 +287,28 @@ def _failing_field(record: Record, outcome, counts) -> str:
     elif outcome.column == "empty_turns":
         canonical = next((name for name, text in record.texts() if not text.strip()), canonical)
     return source_field(record.layout, canonical)
+
+
+def _check_tool_calls(records: list[Record], path: str, problems: list[Problem]) -> ToolCallSection:
+    """Every call of every tool-calling record checked; a call that would fail is a problem of its line."""
+    section = ToolCallSection()
+    declared, reasons = set(), Counter()
+    for record in records:
+        calls = sum(len(m.get("tool_calls") or []) for m in record.messages)
+        if not calls and not record.tools and not any(m["role"] == "tool" for m in record.messages):
+            continue
+        section.records_with_tools += 1
+        section.tool_calls += calls
+        declared |= {t["function"]["name"] for t in record.tools or []}
+        for finding in tool_calls.check(record.messages, record.tools):
+            field = source_field(record.layout, finding.field)
+            problems.append(Problem(path, record.line, field, finding.message))
+            section.invalid_calls += 1
+            reasons[finding.reason] += 1
+            if len(section.examples) < MAX_EXAMPLES:
+                section.examples.append({"line": record.line, "field": field, "reason": finding.message})
+    section.declared_tools, section.by_reason = sorted(declared), dict(reasons)
+    return section
 
 
 def _scan_pii(records: list[Record], params: Params) -> dict[int, list[tuple[str, pii.Finding]]]:

@@ -12,9 +12,12 @@ from typing import Iterable
 from tqdm import tqdm
 
 
-def render_prompts(tokenizer, conversations: Iterable[list[dict]]) -> list[str]:
-    return [tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            for messages in conversations]
+def render_prompts(tokenizer, conversations: Iterable[list[dict]], tools: Iterable[list[dict] | None] = ()) -> list[str]:
+    """Each conversation as the model's prompt; a tool-calling one with the functions it may call."""
+    conversations, tools = list(conversations), list(tools)
+    tools += [None] * (len(conversations) - len(tools))
+    return [tokenizer.apply_chat_template(messages, tools=functions, tokenize=False, add_generation_prompt=True)
+            for messages, functions in zip(conversations, tools)]
 
 
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,

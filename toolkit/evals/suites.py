@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from toolkit.config import parse_yaml, validation_error, yaml_line
+from toolkit.data.tool_calls import call_text
 from toolkit.errors import ConfigError, DataError
 from toolkit.evals.metrics import Metric, check_arguments, get_metric
 from toolkit.evals.preference import METRICS as PREFERENCE_METRICS
@@ -75,6 +76,7 @@ class SuiteItem:
     rejected: str | None = None
     completion: str | None = None
     label: bool | None = None
+    tools: list[dict] | None = None   # the functions a tool-calling item may call (in its prompt)
 
 
 @dataclass(frozen=True)
@@ -168,9 +170,9 @@ def _split_items(suite: Suite) -> list[SuiteItem]:
     with suite.items_file.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, 1):
             row, item_id = json.loads(line), f"{suite.items_file.stem}-{line_no}"
-            if "messages" in row:            # SFT: the last assistant turn is the reference
-                items.append(SuiteItem(item_id, line_no, row["messages"][:-1], row["messages"][-1]["content"],
-                                       tuple(suite.metrics), {}, True))
+            if "messages" in row:            # SFT: the last assistant turn (its text, or its calls) is the reference
+                items.append(SuiteItem(item_id, line_no, row["messages"][:-1], call_text(row["messages"][-1]),
+                                       tuple(suite.metrics), {}, True, tools=row.get("tools")))
             elif "chosen" in row:            # preference: the chosen answer is the reference
                 chosen, rejected = row["chosen"][-1]["content"], row["rejected"][-1]["content"]
                 items.append(SuiteItem(item_id, line_no, row["prompt"], chosen, tuple(suite.metrics), {}, True,

@@ -45,7 +45,7 @@ def run_tier(params: Params, name: str) -> EvalReport:
     previous = previous_adapter(params) if isinstance(settings, CanaryParams) else None
 
     model, tokenizer = load_adapter_model(params)
-    prompts = render_prompts(tokenizer, (item.messages for item in items))
+    prompts = render_prompts(tokenizer, (item.messages for item in items), (item.tools for item in items))
     context_limit = getattr(model.config, "max_position_embeddings", None)
 
     meters: dict[str, dict] = {}
@@ -60,7 +60,7 @@ def run_tier(params: Params, name: str) -> EvalReport:
         outputs["base"] = run("base", prompts)
         if settings.prompted_baseline and suite.few_shot:
             prompted = render_prompts(tokenizer, (with_few_shot(item.messages, suite.few_shot) if item.few_shot
-                                                  else item.messages for item in items))
+                                                  else item.messages for item in items), (item.tools for item in items))
             outputs["prompted"] = run("prompted", prompted)
     outputs["adapter"] = run("adapter", prompts)
     meter = meters["adapter"]

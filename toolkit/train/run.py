@@ -44,7 +44,6 @@ def run_train(params: Params) -> TrainReport | None:
 def train_adapter(params: Params):
     """(report, the trained PeftModel in memory); (None, None) in a non-main process."""
     import torch
-    from datasets import Dataset
     from transformers import EarlyStoppingCallback
 
     cfg = params.train
@@ -105,8 +104,8 @@ def train_adapter(params: Params):
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = chosen.trainer_cls(
         model=model, args=args, processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(validation_rows) if has_validation else None,
+        train_dataset=_dataset(train_rows),
+        eval_dataset=_dataset(validation_rows) if has_validation else None,
     )
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -131,6 +130,19 @@ def train_adapter(params: Params):
     write_report(report)
     shutil.rmtree(run_dir, ignore_errors=True)   # finished: a re-run starts afresh
     return report, peft_model
+
+
+def _dataset(rows: list[dict]):
+    """The rows as a datasets.Dataset. Tool-calling rows keep each turn and the tools as JSON: Arrow
+    would otherwise merge the argument objects of different tools into one struct and every call
+    would gain the other tools' arguments as nulls."""
+    from datasets import Dataset, Features, Json, List
+
+    if any("tools" in row or any("tool_calls" in m or m["role"] == "tool" for m in row.get("messages", ()))
+           for row in rows):
+        return Dataset.from_list([{"tools": None, **row} for row in rows],
+                                 features=Features({"messages": List(Json()), "tools": Json()}))
+    return Dataset.from_list(rows)
 
 
 def _splits(method: str) -> tuple[list[dict], list[dict]]:
