@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: demo test install install-dev clean
+.PHONY: demo demo-dpo test install install-dev clean
 
 $(BIN)/toolkit: pyproject.toml scripts/install.sh
 	bash scripts/install.sh $(VENV)
@@ -22,6 +22,9 @@ install-dev: $(VENV)/.dev-installed
 
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+demo-dpo: install   # after `make demo`: release the SFT adapter, then DPO on it as a DVC experiment
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo_sft_dpo.sh
 
 test: install-dev
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

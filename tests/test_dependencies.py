@@ -120,7 +120,7 @@ def test_every_stage_declares_the_params_and_files_it_read(completed_pipeline, p
 @pytest.mark.parametrize("edit, expected", [
     ("policy", {"card", "gate"}),
     ("technical documentation template", {"card"}),
-    ("base.dtype", {"evaluate-heldout", "evaluate-ood", "evaluate-canary", "evaluate-mmlu"}),
+    ("base.dtype", {"evaluate-heldout", "evaluate-ood", "evaluate-canary", "evaluate-general"}),
     ("finops.catalog", {"cost", "evaluate-judge"}),
 ])
 def test_dvc_status_sees_each_input_change(pipeline_copy, edit, expected):

@@ -175,8 +175,8 @@ def test_markup_in_the_datasheet_cannot_inject_into_either_document(pipeline_cop
         (pipeline_copy / "artifacts/model_card/README.md").read_text()
 
 
-def test_mmlu_tier_paired_delta_samples_and_base_cache(pipeline_copy):
-    mmlu = _report(pipeline_copy, "eval_mmlu")
+def test_general_tier_paired_delta_samples_and_base_cache(pipeline_copy):
+    mmlu = _report(pipeline_copy, "eval_general")
     overall = mmlu["metrics"]["accuracy"]
     items = [json.loads(line) for line in (pipeline_copy / mmlu["items_file"]).read_text().splitlines()]
     assert len(items) == mmlu["n_items"] == 100
@@ -186,18 +186,18 @@ def test_mmlu_tier_paired_delta_samples_and_base_cache(pipeline_copy):
     assert {k for k in mmlu["metrics"] if k.startswith("accuracy:")} == {
         f"accuracy:mmlu_local_{s}" for s in ("support_category", "support_priority", "product_catalog", "arithmetic")}
     for side in ("base", "adapter"):
-        assert len((pipeline_copy / f"artifacts/eval/mmlu_samples/{side}/mmlu_local_arithmetic.jsonl").read_text().splitlines()) == 25
+        assert len((pipeline_copy / f"artifacts/eval/general_samples/{side}/mmlu_local_arithmetic.jsonl").read_text().splitlines()) == 25
     assert mmlu["generation"]["base_cached"] is False  # the first run in a fresh project
-    again = run_in(pipeline_copy, "toolkit", "evaluate", "mmlu", check=True)
+    again = run_in(pipeline_copy, "toolkit", "evaluate", "mmlu", check=True)   # the tier's old name still runs it
     assert "base from cache" in again.stdout
-    cached = _report(pipeline_copy, "eval_mmlu")
+    cached = _report(pipeline_copy, "eval_general")
     assert cached["generation"]["base_cached"] is True and cached["metrics"] == mmlu["metrics"]
     # A local copy of MMLU-layout files: one task per file, the same prompt, so the same accuracy.
     params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
-    params["evaluate"]["mmlu"]["data_dir"] = "eval_suites/mmlu_local/data"
+    params["evaluate"]["general"]["data_dir"] = "eval_suites/mmlu_local/data"
     (pipeline_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run_in(pipeline_copy, "toolkit", "evaluate", "mmlu", check=True)
-    from_files = _report(pipeline_copy, "eval_mmlu")
+    run_in(pipeline_copy, "toolkit", "evaluate", "general", check=True)
+    from_files = _report(pipeline_copy, "eval_general")
     assert from_files["generation"]["tasks"] == ["mmlu_files"] and from_files["generation"]["base_cached"] is False
     assert from_files["metrics"]["accuracy"] == mmlu["metrics"]["accuracy"]
 
@@ -386,27 +386,55 @@ def test_any_lm_eval_task_generate_until_included_with_its_own_metrics(pipeline_
     (project / "extra_tasks/arithmetic_generate.yaml").write_text(GENERATE_TASK)
     (project / "extra_tasks/arithmetic_norm.yaml").write_text(NORM_TASK)
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["evaluate"]["mmlu"].update(tasks=["arithmetic_generate", "arithmetic_norm"], include_path="extra_tasks",
-                                      limit=10, apply_chat_template=True)
+    params["evaluate"]["general"].update(tasks=["arithmetic_generate", "arithmetic_norm"], include_path="extra_tasks",
+                                         limit=10, apply_chat_template=True)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    result = run_in(project, "toolkit", "evaluate", "mmlu", check=True)
-    report = _report(project, "eval_mmlu")
+    result = run_in(project, "toolkit", "evaluate", "general", check=True)
+    report = _report(project, "eval_general")
     assert {"exact_match", "accuracy", "acc_norm", "exact_match:arithmetic_generate", "accuracy:arithmetic_norm",
             "acc_norm:arithmetic_norm"} == set(report["metrics"])
     assert report["primary_metric"] == "accuracy" and report["generation"]["apply_chat_template"] is True
     assert report["n_items"] == 30                                   # 10 documents x 3 metrics, paired
     assert "general capability exact_match: base" in result.stdout
     samples = [json.loads(line) for line in
-               (project / "artifacts/eval/mmlu_samples/adapter/arithmetic_generate.jsonl").read_text().splitlines()]
+               (project / "artifacts/eval/general_samples/adapter/arithmetic_generate.jsonl").read_text().splitlines()]
     assert len(samples) == 10 and all(isinstance(s["resps"], list) for s in samples)   # the generations are kept
-    assert json.loads((project / "metrics/mmlu.json").read_text())["exact_match"]["base"] == report["metrics"]["exact_match"]["base"]
+    assert json.loads((project / "metrics/general.json").read_text())["exact_match"]["base"] == report["metrics"]["exact_match"]["base"]
 
-    params["evaluate"]["mmlu"].update(tasks=["arithmetic_generat"])
+    params["evaluate"]["general"].update(tasks=["arithmetic_generat"])
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    failed = run_in(project, "toolkit", "evaluate", "mmlu")
+    failed = run_in(project, "toolkit", "evaluate", "general")
     assert failed.returncode == 2 and "unknown lm-eval task(s): arithmetic_generat" in failed.stderr
     assert "did you mean arithmetic_generate" in failed.stderr and "Traceback" not in failed.stderr
-    params["evaluate"]["mmlu"].update(tasks=["hellaswag"], include_path=None)         # needs the Hub, offline here
+    params["evaluate"]["general"].update(tasks=["hellaswag"], include_path=None)         # needs the Hub, offline here
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    offline = run_in(project, "toolkit", "evaluate", "mmlu", env={"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
+    offline = run_in(project, "toolkit", "evaluate", "general", env={"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
     assert offline.returncode == 2 and "cannot be reached" in offline.stderr and "Traceback" not in offline.stderr
+
+
+def test_the_sft_then_dpo_variant_of_the_demo_runs_end_to_end_through_dvc(pipeline_copy):
+    """Issue #15: the documented SFT -> DPO variant (scripts/demo_sft_dpo.sh): the SFT adapter of the
+    reference run is released, then DPO on preference pairs continues it as a `dvc exp run`. It found
+    the card crashing on preference metrics that the prompted baseline does not have."""
+    project = pipeline_copy
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    result = run_in(project, "bash", "scripts/demo_sft_dpo.sh", env=env)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "released version 1 -> registry/releases/v1" in result.stdout
+
+    validate, train = _report(project, "validate"), _report(project, "train")
+    assert validate["kind"] == "preference" and validate["records_in"] == 400
+    assert train["method"] == "dpo" and train["adapter"]["init_adapter"] == "registry/releases/v1"
+    assert train["final_loss"] < train["first_loss"]
+    heldout = _report(project, "eval_heldout")
+    assert heldout["n_items"] == validate["splits"]["heldout"]
+    accuracy = heldout["metrics"]["preference_accuracy"]
+    assert accuracy["adapter"] > accuracy["base"] and heldout["metrics"]["logprob_margin"]["delta"] > 0
+    canary = _report(project, "eval_canary")       # SFT+DPO against the SFT release it continued
+    assert canary["previous"]["version"] == "1" and canary["against_previous"]
+    card = (project / "artifacts/model_card/README.md").read_text()
+    assert "Direct Preference Optimization (DPO)" in card and "continued from `registry/releases/v1`" in card
+    assert "preference_accuracy" in card
+    assert _report(project, "gate")["passed"] is True
+    rows = dict(_rows(json.loads(run_in(project, "dvc", "exp", "show", "--json", check=True).stdout)))
+    assert isinstance(rows["sft-dpo"]["metrics/heldout.json"]["preference_accuracy"]["adapter"], float)

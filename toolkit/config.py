@@ -172,7 +172,9 @@ class JudgeParams(StrictModel):
     confidence: float = Field(0.95, gt=0.5, lt=1)
 
 
-class MmluParams(StrictModel):
+class GeneralParams(StrictModel):
+    """The general-capability tier: lm-evaluation-harness tasks, MMLU's layout offline by default."""
+
     tasks: list[str] = Field(["mmlu_local"], min_length=1, description="lm-eval tasks or groups (mmlu with hub access)")
     include_path: str | None = Field("eval_suites/mmlu_local/tasks", description="a folder of task YAMLs; null: lm-eval's own")
     data_dir: str | None = Field(None, description="a local copy of MMLU: <subject>.jsonl files in its layout; "
@@ -183,7 +185,7 @@ class MmluParams(StrictModel):
     apply_chat_template: bool = Field(False, description="render prompts through the model's chat template "
                                       "(lm-eval's --apply_chat_template); off: MMLU's plain completion prompt")
     fewshot_as_multiturn: bool = Field(False, description="few-shot examples as chat turns; needs apply_chat_template")
-    cache_dir: str = ".cache/mmlu"
+    cache_dir: str = ".cache/lm_eval"
     bootstrap_samples: int = Field(2000, ge=100)
     confidence: float = Field(0.95, gt=0.5, lt=1)
 
@@ -199,7 +201,17 @@ class EvaluateParams(StrictModel):
     ood: TierParams = TierParams()
     canary: CanaryParams = CanaryParams()
     judge: JudgeParams = JudgeParams()
-    mmlu: MmluParams = MmluParams()
+    general: GeneralParams = GeneralParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mmlu_is_the_old_name_of_general(cls, data):
+        """`evaluate.mmlu` was this tier's name while MMLU was its only task; it still reads."""
+        if isinstance(data, dict) and "mmlu" in data:
+            if "general" in data:
+                raise ValueError("evaluate.mmlu is the old name of evaluate.general: keep one of them")
+            data = {("general" if key == "mmlu" else key): value for key, value in data.items()}
+        return data
 
 
 class FinOpsTrainingParams(StrictModel):

@@ -16,7 +16,7 @@ from toolkit.layout import METRICS
 
 
 def path(stage: str) -> Path:
-    """metrics/<name>.json of a report's stage: data, train, <suite>, mmlu, judge, cost, gate."""
+    """metrics/<name>.json of a report's stage: data, train, <suite>, general, judge, cost, gate."""
     name = {"validate": "data"}.get(stage, stage.removeprefix("eval_"))
     return METRICS / f"{name}.json"
 
@@ -24,7 +24,7 @@ def path(stage: str) -> Path:
 def write_for(report) -> Path | None:
     """The headline of a report just written, for the stages that have one (every other eval_* stage
     is a suite's tier)."""
-    by_stage = {"validate": data, "train": train, "eval_judge": judge, "eval_mmlu": general_capability,
+    by_stage = {"validate": data, "train": train, "eval_judge": judge, "eval_general": general_capability,
                 "cost": cost, "gate": gate}
     figures = by_stage.get(report.stage) or (tier if report.stage.startswith("eval_") else None)
     return atomic_write_json(path(report.stage), _rounded(figures(report))) if figures else None
@@ -44,12 +44,14 @@ def train(report) -> dict[str, Any]:
 
 
 def tier(report) -> dict[str, Any]:
-    """The primary metric, base vs adapter with the paired CI of the difference, and the item count."""
+    """The primary metric, base vs adapter with the paired CI of the difference, and the item count;
+    on preference data also the preference accuracy, what preference tuning is meant to change."""
     if report.skipped:
         return {"skipped": True}
-    m = report.metrics[report.primary_metric]
-    return {"n_items": report.n_items, report.primary_metric: {
-        "base": m.base, "adapter": m.adapter, "delta": m.delta, "ci_low": m.ci_low, "ci_high": m.ci_high}}
+    shown = dict.fromkeys([report.primary_metric] + [name for name in ("preference_accuracy",) if name in report.metrics])
+    return {"n_items": report.n_items, **{name: {"base": m.base, "adapter": m.adapter, "delta": m.delta,
+                                                 "ci_low": m.ci_low, "ci_high": m.ci_high}
+                                          for name, m in ((name, report.metrics[name]) for name in shown)}}
 
 
 def general_capability(report) -> dict[str, Any]:

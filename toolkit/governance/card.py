@@ -30,7 +30,7 @@ CITED = {"base": BaseModelReport, "validate": ValidateReport, "train": TrainRepo
          "cost": CostReport}
 REQUIRED_GOVERNANCE = ("model_name", "provider", "contact", "license", "languages", "intended_use",
                        "out_of_scope_use", "risk_category", "risk_reasoning", "human_oversight")
-EVAL_TIERS = ("heldout", "ood", "canary", "mmlu", "judge")
+EVAL_TIERS = ("heldout", "ood", "canary", "general", "judge")
 MISSING_MARKER = "Missing:"
 GPAI_THRESHOLD_FLOPS = 1e23        # Commission guidelines: indicative criterion for a general-purpose model
 MODIFICATION_SHARE = 1 / 3         # ... and for a modifier becoming its provider

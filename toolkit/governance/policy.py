@@ -34,11 +34,12 @@ REPORT_SCHEMAS: dict[str, type[Report]] = {
     "eval_heldout": EvalReport,
     "eval_ood": EvalReport,
     "eval_canary": EvalReport,
-    "eval_mmlu": EvalReport,
+    "eval_general": EvalReport,
     "eval_judge": JudgeReport,
     "cost": CostReport,
     "card": CardReport,
 }
+REPORT_ALIASES = {"eval_mmlu": "eval_general"}   # the general tier's report before it was renamed
 _RULE_KEYS = {"id", "report", "field", "op", "threshold", "severity", "rationale", "allow_skipped", "allow_absent"}
 
 
@@ -164,6 +165,7 @@ def _parse_rule(item: Any, index: int, path: Path, text: str) -> Rule:
     for required in ("id", "report", "field", "op", "rationale"):
         if not item.get(required):
             raise fail("missing", required)
+    item = {**item, "report": REPORT_ALIASES.get(item["report"], item["report"])}
     schema = report_schema(str(item["report"]))
     if schema is None:
         raise fail(f"unknown report {item['report']!r}; known: {', '.join(REPORT_SCHEMAS)}, "

@@ -42,7 +42,7 @@ from toolkit.templating import render
 MANIFEST = "MANIFEST.json"
 RELEASE_INFO = "release.json"
 POLICY_FILE = "policy.json"
-BUNDLE_REPORTS = ("base", "validate", "train", "eval_heldout", "eval_ood", "eval_canary", "eval_mmlu", "eval_judge",
+BUNDLE_REPORTS = ("base", "validate", "train", "eval_heldout", "eval_ood", "eval_canary", "eval_general", "eval_judge",
                   "cost", "card", "gate")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 

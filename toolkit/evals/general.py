@@ -1,4 +1,5 @@
-"""General-capability tier: MMLU (or any lm-evaluation-harness task list), base vs adapter.
+"""The general-capability tier (`general`; `mmlu` before): MMLU by default, or any lm-evaluation-harness
+task list, base vs adapter.
 
 Both run through lm-eval's `simple_evaluate` with the same tasks, few-shot count and batch size, on
 the one base model loaded once (the adapter is a PeftModel over it; for the base the adapter is
@@ -28,10 +29,10 @@ from toolkit.files import atomic_write_json, atomic_write_jsonl, remove_outputs,
 from toolkit.layout import ADAPTER_DIR, EVAL_DIR, report_path
 from toolkit.reports import EvalReport, MetricDelta, digests, write_report
 
-TIER = "mmlu"
+TIER = "general"   # general capability: MMLU by default, any lm-eval task list
 CACHE_FORMAT = 2   # per_doc: task -> metric -> doc -> score (1 held accuracy only)
-SAMPLES_DIR = EVAL_DIR / "mmlu_samples"
-GENERATED_TASKS = EVAL_DIR / "mmlu_tasks"
+SAMPLES_DIR = EVAL_DIR / "general_samples"
+GENERATED_TASKS = EVAL_DIR / "general_tasks"
 MMLU_PROMPT = "{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:"
 
 
@@ -40,7 +41,7 @@ def write_task_configs(data_dir: Path, out_dir: Path) -> list[str]:
     and a group `mmlu_files` over them weighted by size. Returns the group's name."""
     files = sorted(data_dir.glob("*.jsonl"))
     if not files:
-        raise ConfigError(f"no <subject>.jsonl files in {data_dir}", file="params.yaml", key="evaluate.mmlu.data_dir")
+        raise ConfigError(f"no <subject>.jsonl files in {data_dir}", file="params.yaml", key="evaluate.general.data_dir")
     out_dir.mkdir(parents=True, exist_ok=True)
     names = []
     for file in files:
@@ -87,7 +88,7 @@ def task_files_digest(include_path: str | None, data_dir: str | None) -> str:
 
 
 def base_cache_key(params: Params, harness_version: str) -> str:
-    cfg = params.evaluate.mmlu
+    cfg = params.evaluate.general
     base_files = json.loads(report_path("base").read_text(encoding="utf-8"))["outputs"]
     tasks = task_files_digest(cfg.include_path, cfg.data_dir)
     return sha256_text(json.dumps([CACHE_FORMAT, base_files, tasks, harness_version, cfg.tasks, cfg.num_fewshot,
@@ -99,7 +100,7 @@ def _evaluate(model, tokenizer, params: Params, task_manager, tasks: list[str]) 
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
-    cfg = params.evaluate.mmlu
+    cfg = params.evaluate.general
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.batch_size, device=str(next(model.parameters()).device))
     try:
         result = simple_evaluate(model=lm, tasks=tasks, num_fewshot=cfg.num_fewshot, limit=cfg.limit,
@@ -113,10 +114,10 @@ def _evaluate(model, tokenizer, params: Params, task_manager, tasks: list[str]) 
             raise ConfigError(f"a task's dataset must come from the Hugging Face Hub, which cannot be reached "
                               f"({type(exc).__name__}: {str(exc)[:200]}). Fetch it where there is a network, or point "
                               "include_path (or data_dir) at local task files", file="params.yaml",
-                              key="evaluate.mmlu.tasks") from None
+                              key="evaluate.general.tasks") from None
         raise
     if result is None:
-        raise ConfigError("lm-eval returned no results", file="params.yaml", key="evaluate.mmlu.tasks")
+        raise ConfigError("lm-eval returned no results", file="params.yaml", key="evaluate.general.tasks")
     per_doc = {task: _per_doc_scores(samples) for task, samples in result["samples"].items()}
     # lm-eval's records hold numpy values and tuples; the cache and the audit copy keep them as JSON.
     return json.loads(json.dumps({"results": result["results"], "per_doc": per_doc, "samples": result["samples"]},
@@ -158,27 +159,27 @@ def paired_metrics(base: dict, adapter: dict, params: Params) -> tuple[dict[str,
                       for d, b, a in zip(docs, base_scores, adapter_scores)]
     if not overall:
         raise ConfigError("the tasks produced no per-item score to compare (only corpus-level metrics such as "
-                          "perplexity); add a task with a per-item metric", file="params.yaml", key="evaluate.mmlu.tasks")
+                          "perplexity); add a task with a per-item metric", file="params.yaml", key="evaluate.general.tasks")
     totals = {name: _delta(b, a, params) for name, (b, a) in overall.items()}
     primary = "accuracy" if "accuracy" in totals else next(iter(totals))
     return {**totals, **metrics}, items, primary
 
 
-def run_mmlu(params: Params) -> EvalReport:
+def run_general(params: Params) -> EvalReport:
     import lm_eval
 
-    cfg = params.evaluate.mmlu
+    cfg = params.evaluate.general
     started = time.perf_counter()
-    remove_outputs(report_path("eval_mmlu"), headline.path("eval_mmlu"), EVAL_DIR / "mmlu_items.jsonl", EVAL_DIR / "mmlu_samples")
+    remove_outputs(report_path(f"eval_{TIER}"), headline.path(f"eval_{TIER}"), EVAL_DIR / f"{TIER}_items.jsonl", SAMPLES_DIR)
     if not (ADAPTER_DIR / "adapter_config.json").is_file():
         raise MissingInputError(f"{ADAPTER_DIR}: no adapter; run the train stage first")
     tasks, include_path = list(cfg.tasks), cfg.include_path
     if cfg.data_dir:  # a local copy of MMLU (or any set of files in its layout): one task per file
         if not Path(cfg.data_dir).is_dir():
-            raise ConfigError("folder not found", file="params.yaml", key="evaluate.mmlu.data_dir")
+            raise ConfigError("folder not found", file="params.yaml", key="evaluate.general.data_dir")
         tasks, include_path = write_task_configs(Path(cfg.data_dir), GENERATED_TASKS), str(GENERATED_TASKS)
     elif include_path and not Path(include_path).is_dir():
-        raise ConfigError("task folder not found", file="params.yaml", key="evaluate.mmlu.include_path")
+        raise ConfigError("task folder not found", file="params.yaml", key="evaluate.general.include_path")
     task_manager = _task_manager(include_path, tasks)
     version = getattr(lm_eval, "__version__", "unknown")
     cache_file = Path(cfg.cache_dir) / f"base-{base_cache_key(params, version)}.json"
@@ -204,7 +205,7 @@ def run_mmlu(params: Params) -> EvalReport:
             atomic_write_jsonl(SAMPLES_DIR / side / f"{task}.jsonl", samples)
     report = EvalReport(
         stage=f"eval_{TIER}",
-        params={"evaluate.mmlu": cfg.model_dump(mode="json"), "seed": params.seed},
+        params={"evaluate.general": cfg.model_dump(mode="json"), "seed": params.seed},
         inputs=digests([ADAPTER_DIR, report_path("base")] + ([Path(include_path)] if include_path else [])),
         outputs=digests([items_file, SAMPLES_DIR]),
         tier=TIER,
@@ -241,13 +242,13 @@ def _task_manager(include_path: str | None, tasks: list[str]):
         close = list(dict.fromkeys(m for task in unknown for m in difflib.get_close_matches(task, manager.all_tasks, n=3)))
         raise ConfigError(f"unknown lm-eval task(s): {', '.join(unknown)}"
                           + (f"; did you mean {', '.join(close)}?" if close else "")
-                          + " (a task of your own: a YAML in the folder evaluate.mmlu.include_path names)",
-                          file="params.yaml", key="evaluate.mmlu.tasks")
+                          + " (a task of your own: a YAML in the folder evaluate.general.include_path names)",
+                          file="params.yaml", key="evaluate.general.tasks")
     return manager
 
 
 def _delta(base: list[float], adapter: list[float], params: Params) -> MetricDelta:
-    cfg = params.evaluate.mmlu
+    cfg = params.evaluate.general
     boot = paired_bootstrap(base, adapter, cfg.bootstrap_samples, cfg.confidence, params.seed)
     binary = all(score in (0.0, 1.0) for score in base + adapter)   # McNemar is for right/wrong outcomes
     return MetricDelta(**boot.__dict__, relative_delta=boot.delta / boot.base if boot.base else None,
