@@ -232,6 +232,9 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_with_the_same_step_count(
     assert report["optimizer_steps"] == expected.optimizer_steps == 96
     assert f"resumed at step {report['resumed_from_step']}" in resumed.stdout
     assert report["previous_wall_time_s"] > 0
+    rows = (killed_root / "dvclive/train/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]
+    steps = [int(row.split("\t")[0]) for row in rows]
+    assert steps == sorted(set(steps))                # steps after the checkpoint are not logged twice
 
 
 def test_sft_on_tool_calling_conversations_trains_on_calls_and_answers(tmp_path, tiny_tokenizer):
@@ -268,6 +271,24 @@ def test_a_checkpoint_killed_while_its_trainer_state_was_written_is_not_resumed(
         (checkpoint / "trainer_state.json").write_text(state)
     assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-6"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-6"]
+
+
+def test_curves_killed_while_dvclive_wrote_them_are_trimmed_for_the_resumed_run(tmp_path):
+    """CI saw this: the kill landed while dvclive rewrote its summary, and the resumed run crashed
+    reading the empty file (exit 4). A torn last row and rows past the checkpoint go too."""
+    from toolkit.train.callbacks import trim_for_resume
+
+    (tmp_path / "metrics.json").write_text("")
+    curve = tmp_path / "plots/metrics/train/loss.tsv"
+    curve.parent.mkdir(parents=True)
+    curve.write_text("step\tloss\n0\t5.99\n2\t5.97\n6\t5.90\n8\t5.8\n10\t5.")
+    trim_for_resume(tmp_path, 6)
+    assert not (tmp_path / "metrics.json").exists()
+    assert curve.read_text() == "step\tloss\n0\t5.99\n2\t5.97\n6\t5.90\n"
+    (tmp_path / "metrics.json").write_text('{"step": 6}')
+    trim_for_resume(tmp_path, 6)                      # a sound summary and curve are left alone
+    assert (tmp_path / "metrics.json").read_text() == '{"step": 6}'
+    assert curve.read_text() == "step\tloss\n0\t5.99\n2\t5.97\n6\t5.90\n"
 
 
 def test_two_process_data_parallel_run_under_accelerate(tmp_path, tiny_base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -58,33 +59,59 @@ class LossCurves(TrainerCallback):
     owns dvc.yaml: dvclive must not rewrite it). Only the main process of a data-parallel run
     writes (dvclive clears its folder when it starts)."""
 
-    def __init__(self, directory: Path, resume: bool):
-        self.directory, self.resume = directory, resume
+    def __init__(self, directory: Path, resume_step: int | None):
+        self.directory, self.resume_step = directory, resume_step
         self.live = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             from dvclive import Live
 
-            self.live = Live(dir=str(self.directory), dvcyaml=False, save_dvc_exp=False, resume=self.resume,
-                             report=None)
+            if self.resume_step is not None:
+                trim_for_resume(self.directory, self.resume_step)
+            self.live = Live(dir=str(self.directory), dvcyaml=False, save_dvc_exp=False,
+                             resume=self.resume_step is not None, report=None)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.live is None or not logs:
             return
-        logged = False
-        for key, name in (("loss", "train/loss"), ("eval_loss", "validation/loss"), ("learning_rate", "train/learning_rate")):
-            value = logs.get(key)
-            if value is not None and math.isfinite(value):
+        values = {name: logs[key] for key, name in (("loss", "train/loss"), ("eval_loss", "validation/loss"),
+                                                    ("learning_rate", "train/learning_rate"))
+                  if logs.get(key) is not None and math.isfinite(logs[key])}
+        if values:
+            self.live.step = state.global_step      # each row under the step it was logged at (a resumed
+            for name, value in values.items():      # run's first row too, whatever dvclive's summary says)
                 self.live.log_metric(name, value)
-                logged = True
-        if logged:
-            self.live.step = state.global_step
             self.live.next_step()
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.live is not None:
             self.live.end()
+
+
+def trim_for_resume(directory: Path, step: int) -> None:
+    """Curves a resumed run can append to. dvclive writes its files in place, so a run killed while
+    writing leaves a summary cut short (dvclive then fails to resume) or a torn last row; and rows
+    logged after the checkpoint the run resumes from are logged again. Drop all three."""
+    summary = directory / "metrics.json"
+    try:
+        json.loads(summary.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        pass
+    except (ValueError, UnicodeDecodeError):
+        summary.unlink()
+    for curve in (directory / "plots").rglob("*.tsv"):
+        header, *rows = curve.read_text(encoding="utf-8").split("\n")
+        complete = rows[:-1]        # the text after the last newline is a torn row (or nothing)
+        kept = [row for row in complete if _step_of(row, header) is not None and _step_of(row, header) <= step]
+        curve.write_text("".join(line + "\n" for line in [header, *kept]), encoding="utf-8")
+
+
+def _step_of(row: str, header: str) -> int | None:
+    cells = row.split("\t")
+    if len(cells) != len(header.split("\t")) or not cells[0].isdigit():
+        return None
+    return int(cells[0])
 
 
 def peak_memory_gb() -> float:

@@ -99,7 +99,7 @@ def train_adapter(params: Params):
     )
     guard = DivergenceGuard(cfg.divergence_spike_factor)
     meter = _WallMeter(run_dir, previous_wall)
-    callbacks: list[TrainerCallback] = [guard, meter, LossCurves(LIVE_DIR, resume=resume_from is not None), LogLastStep()]
+    callbacks: list[TrainerCallback] = [guard, meter, LossCurves(LIVE_DIR, resume_step=int(resume_from.name.split("-")[-1]) if resume_from else None), LogLastStep()]
     if has_validation and cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = chosen.trainer_cls(
