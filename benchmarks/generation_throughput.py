@@ -43,7 +43,7 @@ def pipeline_outputs(model, tokenizer, prompts: list[str], max_new_tokens: int) 
 
 def load_pipeline_model():
     from toolkit.config import load_params
-    from toolkit.evals.heldout import load_adapter_model
+    from toolkit.models import load_adapter_model
     from toolkit.files import read_jsonl
     from toolkit.layout import SPLIT_FILES
 

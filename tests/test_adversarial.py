@@ -31,7 +31,7 @@ def test_json_lines_are_split_on_newlines_only(tmp_path):
 
 
 def test_a_ledger_entry_holding_a_line_separator_keeps_the_chain(tmp_path):
-    from toolkit.governance import ledger
+    from toolkit.registry import ledger
 
     path = tmp_path / "ledger.jsonl"
     ledger.append(path, {"version": "1", "override": {"reason": "hotfix\u2028for INC-42\u0085"}})
@@ -109,7 +109,7 @@ def test_a_datasheet_with_bytes_that_are_not_utf8_or_repeated_keys(tmp_path):
 
 @pytest.mark.parametrize("key", ["train.init_adapter", "evaluate.canary.previous_adapter"])
 def test_a_pickled_adapter_is_refused_wherever_an_adapter_is_named(tmp_path, key):
-    from toolkit.train.base_stage import adapter_folder
+    from toolkit.models import adapter_folder
 
     folder = tmp_path / "adapter"
     folder.mkdir()
@@ -125,7 +125,7 @@ def test_a_pickled_adapter_is_refused_wherever_an_adapter_is_named(tmp_path, key
 
 
 def test_a_pickled_adapter_is_never_loaded_for_evaluation_release_or_export(tmp_path):
-    from toolkit.train.base_stage import load_with_adapter
+    from toolkit.models import load_with_adapter
 
     (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4}))
     (tmp_path / "adapter_model.bin").write_bytes(b"\x80\x04pickled")
@@ -353,8 +353,8 @@ KILL_POINTS = {   # function, which call, killed before or after it; what the ne
     "while filling the bundle": ("toolkit.governance.release", "_copy", 5, "before", "staging"),
     "after writing the manifest": ("toolkit.governance.release", "manifest_for", 1, "after", "staging"),
     "at the rename into place": ("pathlib", "Path.rename", 1, "before", "staging"),
-    "before the ledger entry": ("toolkit.governance.ledger", "append", 1, "before", "orphan"),
-    "right after the ledger entry": ("toolkit.governance.ledger", "append", 1, "after", "released"),
+    "before the ledger entry": ("toolkit.registry.ledger", "append", 1, "before", "orphan"),
+    "right after the ledger entry": ("toolkit.registry.ledger", "append", 1, "after", "released"),
 }
 
 

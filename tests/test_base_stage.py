@@ -6,7 +6,8 @@ from toolkit.config import Params
 from toolkit.errors import ConfigError
 from toolkit.files import sha256_file
 from toolkit.reports import BaseModelReport, read_report
-from toolkit.train.base_stage import load_base, run_base
+from toolkit.models import load_base
+from toolkit.train.base_stage import run_base
 from toolkit.train.builtin_base import build_tokenizer
 
 

@@ -1,7 +1,8 @@
 import json
 import multiprocessing
 
-from toolkit.governance import ledger
+from toolkit.errors import LedgerError
+from toolkit.registry import ledger
 
 
 def _append_many(path: str, worker: int, count: int) -> None:
@@ -55,7 +56,7 @@ def test_appending_to_a_broken_chain_is_refused(tmp_path):
     path.write_text(_lines(path)[1] + "\n")
     try:
         ledger.append(path, {"version": "3"})
-    except RuntimeError as exc:
+    except LedgerError as exc:
         assert "broken chain" in str(exc)
     else:
         raise AssertionError("append accepted a broken chain")
@@ -76,7 +77,7 @@ def test_concurrent_appends_keep_one_valid_chain(tmp_path):
 
 
 def test_registry_latest_is_the_last_ledger_entry(tmp_path):
-    from toolkit.governance.registry import Registry
+    from toolkit.registry.store import Registry
 
     registry = Registry(tmp_path)
     assert registry.latest() is None

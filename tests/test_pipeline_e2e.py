@@ -93,6 +93,22 @@ def test_cost_report_has_real_plots_and_figures_from_the_reports(project):
     assert rules["training_cost_ceiling"] == "passed" and rules["roi_positive"] in ("passed", "warned")
 
 
+def test_mfu_in_the_cost_report_is_the_train_stages_figure(pipeline_copy):
+    """Issue #20: MFU was computed twice, and the cost stage's copy ignored the number of GPUs, so a
+    2-GPU run's cost report said twice the train report's MFU."""
+    from toolkit.train.metering import Devices, model_flops_utilisation
+
+    project = pipeline_copy
+    train = _report(project, "train")
+    gpus = Devices("cuda", 2, "NVIDIA H100 80GB HBM3", 80.0)
+    mfu = model_flops_utilisation(train["total_parameters"], 40_000.0, gpus, world_size=2)
+    assert mfu is not None
+    train.update(device=gpus.describe(), device_kind="cuda", device_count=2, world_size=2, tokens_per_s=40_000.0, mfu=mfu)
+    (project / "reports/train.json").write_text(json.dumps(train))
+    run_in(project, "toolkit", "cost", "report", check=True)
+    assert _report(project, "cost")["training"]["mfu"] == mfu
+
+
 def test_model_card_names_base_data_hash_and_eval_figures(project):
     card_text = (project / "artifacts/model_card/README.md").read_text()
     base, validate, heldout = _report(project, "base"), _report(project, "validate"), _report(project, "eval_heldout")

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import run_in
 from toolkit.files import sha256_file, sha256_path
-from toolkit.governance import ledger as ledger_mod
+from toolkit.registry import ledger as ledger_mod
 from toolkit.governance.attestation import envelope_statement
 from toolkit.governance.release import MANIFEST, manifest_for
 
@@ -150,7 +150,7 @@ def _write_chain(registry, entries, signer=None):
         entry = {k: v for k, v in entry.items() if k != "entry_sha256"}
         entry["prev_sha256"] = previous
         if signer is not None:
-            from toolkit.governance.signing import sign_bytes
+            from toolkit.registry.signing import sign_bytes
 
             entry["signature"] = sign_bytes(signer, ledger_mod.signed_bytes(entry))
         entry["entry_sha256"] = previous = ledger_mod.entry_hash(entry)
@@ -233,7 +233,7 @@ def swapped_adapter_resigned(registry, keys):
     """A different adapter, manifest regenerated, attestation and every ledger entry signed by another key."""
     from toolkit.governance.attestation import sign_statement
     from toolkit.files import file_digests
-    from toolkit.governance.signing import load_signer
+    from toolkit.registry.signing import load_signer
 
     bundle = registry / "releases/v1"
     _change_weights(bundle)

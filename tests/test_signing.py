@@ -10,10 +10,10 @@ import pytest
 
 from conftest import run_in
 from toolkit.errors import ConfigError
-from toolkit.governance import ledger as ledger_mod
+from toolkit.registry import ledger as ledger_mod
 from toolkit.governance.attestation import (envelope_problem, envelope_statement, sign_statement, statement,
                                             subject_problems)
-from toolkit.governance.signing import generate_key, load_keys, load_signer
+from toolkit.registry.signing import generate_key, load_keys, load_signer
 
 
 @pytest.fixture

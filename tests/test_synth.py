@@ -42,7 +42,7 @@ def test_committed_default_dataset_is_reproducible(tmp_path):
 
 def test_mmlu_probe_is_reproduced_in_mmlu_layout_and_shares_no_passage_with_the_tickets(tmp_path):
     from toolkit.data.dedup import content_texts
-    from toolkit.data.decontamination import OverlapChecker, discover_suites
+    from toolkit.data.decontamination import OverlapChecker, evaluation_files_words
     from toolkit.data.records import load_records
 
     repo = Path(__file__).resolve().parents[1]
@@ -55,5 +55,5 @@ def test_mmlu_probe_is_reproduced_in_mmlu_layout_and_shares_no_passage_with_the_
         assert first["choices"][first["answer"]]
     records = load_records(repo / "data/support_tickets.jsonl").records
     checker = OverlapChecker([content_texts(r) for r in records], [r.line for r in records], 13, 0.01, 10)
-    for suite in discover_suites(repo / "eval_suites/mmlu_local/data"):
+    for suite in evaluation_files_words(repo / "eval_suites/mmlu_local/data"):
         assert checker.check(suite.name, suite.lines, suite.texts)[0].contaminated_items == 0, suite.name

@@ -449,7 +449,7 @@ def keys() -> None:
 def keys_generate(params_file: str, out: str | None, registry: str | None) -> None:
     """Make an Ed25519 key pair: the private key (mode 0600) outside the repository, the public key
     in <registry>/keys/<keyid>.pub to commit."""
-    from toolkit.governance.signing import SIGNING_KEY_ENV, generate_key
+    from toolkit.registry.signing import SIGNING_KEY_ENV, generate_key
 
     registry_root = registry or (load_params(params_file).release.registry if Path(params_file).is_file() else "registry")
     pair = generate_key(Path(registry_root), Path(out) if out else None)
@@ -483,8 +483,8 @@ def publish(params_file: str, bundle: str, repo: str | None, public: bool, ledge
 @click.option("--registry", default=None, help="Registry folder (default: release.registry).")
 def history(params_file: str, registry: str | None) -> None:
     """List releases with their gate results and headline deltas."""
-    from toolkit.governance.ledger import read_entries
-    from toolkit.governance.registry import Registry
+    from toolkit.registry.ledger import read_entries
+    from toolkit.registry.store import Registry
 
     reg = Registry(Path(registry or load_params(params_file).release.registry))
     entries = read_entries(reg.ledger)

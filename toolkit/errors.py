@@ -58,6 +58,22 @@ class UnsupportedHardwareError(ToolkitError):
     """The requested configuration needs hardware this machine does not have (e.g. QLoRA without CUDA)."""
 
 
+class LedgerError(ToolkitError):
+    """The registry's ledger cannot be read or extended: a torn last line, a broken chain. Names the
+    file and line; `toolkit release --repair` sets a torn line aside, `toolkit verify` says more."""
+
+    def __init__(self, message: str, *, file: str, line: int | None = None):
+        self.file, self.line = file, line
+        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
+
+
+class InternalError(ToolkitError):
+    """A library returned what it never should (results out of order, no results at all): exit 4 as
+    for any unexpected error, with a message saying which library and what."""
+
+    exit_code = 4
+
+
 class GateFailed(ToolkitError):
     """At least one blocking policy rule failed; the gate report was written."""
 

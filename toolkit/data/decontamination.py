@@ -26,14 +26,16 @@ MAX_PAIRS_SHOWN = 20
 
 
 @dataclass
-class SuiteItems:
+class EvaluationFileWords:
     name: str
     lines: list[int]
     texts: list[list[list[str]]]  # per item, the words of each of its texts
 
 
-def discover_suites(root: Path) -> list[SuiteItems]:
-    """Every JSONL file under root, as documents of words; a malformed line is a configuration error."""
+def evaluation_files_words(root: Path) -> list[EvaluationFileWords]:
+    """Every JSONL file under root (what decontamination compares the training data with), each item as
+    the words of its texts; a malformed line is a configuration error. Not the evaluation suites of
+    toolkit.evals.suites: any JSONL file counts here, a suite.yaml is not needed."""
     suites = []
     for path in sorted(root.rglob("*.jsonl")) if root.is_dir() else []:
         if path.name.startswith("human_spotcheck"):
@@ -48,7 +50,7 @@ def discover_suites(root: Path) -> list[SuiteItems]:
                 raise ConfigError(f"invalid JSON in an evaluation suite: {exc.msg}", file=str(path), line=line_no) from None
             lines.append(line_no)
             texts.append([words(text) for text in _strings(item)])
-        suites.append(SuiteItems(path.as_posix(), lines, texts))
+        suites.append(EvaluationFileWords(path.as_posix(), lines, texts))
     return suites
 
 

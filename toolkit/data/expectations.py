@@ -16,7 +16,7 @@ from typing import Any
 
 from toolkit.config import Params
 from toolkit.data.formats import Record
-from toolkit.errors import ConfigError
+from toolkit.errors import ConfigError, InternalError
 from toolkit.files import parse_yaml
 
 SUITES_DIR = Path("policies/data_suites")
@@ -140,7 +140,8 @@ def run_suite(records: list[Record], specs: list[ExpectationSpec], suite_name: s
     # GX returns results in the order the expectations were added; the column check guards that.
     for spec, item in zip(specs, result.results, strict=True):
         if item.expectation_config.kwargs.get("column") != spec.kwargs.get("column"):
-            raise RuntimeError("Great Expectations returned results out of order")
+            raise InternalError("Great Expectations returned its results out of order; the data report cannot "
+                                "say which expectation failed")
         details = item.result or {}
         failing = sorted(int(row["line"]) for row in details.get("unexpected_index_list") or [])
         outcomes.append(ExpectationOutcome(spec.id, spec.type, spec.description, spec.field, bool(item.success),

@@ -42,7 +42,7 @@ def tokenizer_path(params: Params) -> Path:
         if not path.exists():
             raise ConfigError(f"tokenizer folder {path} not found", file="params.yaml", key="data.tokenizer")
         return path
-    from toolkit.train.base_stage import base_model_path
+    from toolkit.models import base_model_path
 
     return base_model_path()
 

@@ -23,7 +23,7 @@ from toolkit.config import Params
 from toolkit.data import dedup, injection, pii, tool_calls
 from toolkit.data.balance import class_balance
 from toolkit.data.datasheet import load_datasheet
-from toolkit.data.decontamination import OverlapChecker, discover_suites
+from toolkit.data.decontamination import OverlapChecker, evaluation_files_words
 from toolkit.data.expectations import SUITE_FOR_KIND, load_suite, run_suite, suite_path
 from toolkit.data.formats import Record, source_field
 from toolkit.data.records import Problem, load_records
@@ -46,7 +46,7 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
     if not data_path.is_file():
         raise DataError("training data file not found (params.yaml data.path)", file=data.path)
     datasheet = load_datasheet(data.datasheet) if data.datasheet else None
-    suites = discover_suites(Path(data.decontamination.suites_dir))
+    suites = evaluation_files_words(Path(data.decontamination.suites_dir))
     patterns = injection.load_patterns()
     tokenizer, tokenizer_source = load_tokenizer(params)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from toolkit import headline
 from toolkit.config import Params
-from toolkit.errors import ConfigError, MissingInputError
+from toolkit.errors import ConfigError, InternalError, MissingInputError
 from toolkit.evals.generation import adapter_disabled
-from toolkit.evals.heldout import load_adapter_model
-from toolkit.evals.stats import mcnemar_exact, paired_bootstrap
+from toolkit.models import load_adapter_model
+from toolkit.evals.stats import metric_delta
 from toolkit.files import atomic_write_json, atomic_write_jsonl, remove_outputs, sha256_path, sha256_text
 from toolkit.layout import ADAPTER_DIR, EVAL_DIR, report_path
 from toolkit.reports import EvalReport, MetricDelta, digests, write_report
@@ -117,7 +117,7 @@ def _evaluate(model, tokenizer, params: Params, task_manager, tasks: list[str]) 
                               key="evaluate.general.tasks") from None
         raise
     if result is None:
-        raise ConfigError("lm-eval returned no results", file="params.yaml", key="evaluate.general.tasks")
+        raise InternalError(f"lm-evaluation-harness returned no results for the tasks {', '.join(tasks)}")
     per_doc = {task: _per_doc_scores(samples) for task, samples in result["samples"].items()}
     # lm-eval's records hold numpy values and tuples; the cache and the audit copy keep them as JSON.
     return json.loads(json.dumps({"results": result["results"], "per_doc": per_doc, "samples": result["samples"]},
@@ -249,7 +249,4 @@ def _task_manager(include_path: str | None, tasks: list[str]):
 
 def _delta(base: list[float], adapter: list[float], params: Params) -> MetricDelta:
     cfg = params.evaluate.general
-    boot = paired_bootstrap(base, adapter, cfg.bootstrap_samples, cfg.confidence, params.seed)
-    binary = all(score in (0.0, 1.0) for score in base + adapter)   # McNemar is for right/wrong outcomes
-    return MetricDelta(**boot.__dict__, relative_delta=boot.delta / boot.base if boot.base else None,
-                       p_value=mcnemar_exact(base, adapter) if binary else None)
+    return metric_delta(base, adapter, cfg.bootstrap_samples, cfg.confidence, params.seed, binary=True)

@@ -108,13 +108,24 @@ class Judge:
     def cache_key(self, prompt: str) -> str:
         return sha256_text(json.dumps([self.model, self.system, prompt]))
 
+    def cached(self, prompt: str) -> dict | None:
+        """The verdict cached for this prompt (counted as a hit), or None."""
+        path = self.cache_dir / f"{self.cache_key(prompt)}.json"
+        if not path.is_file():
+            return None
+        with self.lock:
+            self.cache_hits += 1
+        return json.loads(path.read_text(encoding="utf-8"))["verdict"]
+
+    def cache(self, prompt: str, verdict: dict, usage: dict) -> None:
+        atomic_write_json(self.cache_dir / f"{self.cache_key(prompt)}.json",
+                          {"model": self.model, "verdict": verdict, "usage": usage})
+
     def verdict(self, prompt: str, breaker: CircuitBreaker | None = None) -> dict:
         """{"winner", "reason"} or {"winner": "invalid"}; API errors propagate after the SDK's retries."""
-        path = self.cache_dir / f"{self.cache_key(prompt)}.json"
-        if path.is_file():
-            with self.lock:
-                self.cache_hits += 1
-            return json.loads(path.read_text(encoding="utf-8"))["verdict"]
+        cached = self.cached(prompt)
+        if cached is not None:
+            return cached
         for _ in range(2):  # a malformed reply is asked once more, then recorded as invalid
             self.limiter.wait()
             client = breaker.client_for(self.client) if breaker else self.client
@@ -134,9 +145,8 @@ class Judge:
                 self.output_tokens += message.usage.output_tokens
             verdict = parse_verdict(text)
             if verdict:
-                atomic_write_json(path, {"model": self.model, "verdict": verdict,
-                                         "usage": {"input_tokens": message.usage.input_tokens,
-                                                   "output_tokens": message.usage.output_tokens}})
+                self.cache(prompt, verdict, {"input_tokens": message.usage.input_tokens,
+                                             "output_tokens": message.usage.output_tokens})
                 return verdict
         return {"winner": "invalid", "reason": "the judge's reply was not the JSON verdict asked for (twice)"}
 
@@ -184,10 +194,9 @@ class BatchJudge(Judge):
     def verdicts(self, prompts: dict) -> tuple[dict, list[str]]:
         results, pending = {}, {}
         for key, prompt in prompts.items():
-            path = self.cache_dir / f"{self.cache_key(prompt)}.json"
-            if path.is_file():
-                self.cache_hits += 1
-                results[key] = json.loads(path.read_text(encoding="utf-8"))["verdict"]
+            cached = self.cached(prompt)
+            if cached is not None:
+                results[key] = cached
             else:
                 pending[key] = prompt
         failures: list[str] = []
@@ -202,8 +211,7 @@ class BatchJudge(Judge):
                     continue
                 verdict = parse_verdict(reply["text"])
                 if verdict:
-                    atomic_write_json(self.cache_dir / f"{self.cache_key(prompt)}.json",
-                                      {"model": self.model, "verdict": verdict, "usage": reply["usage"]})
+                    self.cache(prompt, verdict, reply["usage"])
                     results[key] = verdict
                 else:
                     retry[key] = prompt

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-
-@dataclass(frozen=True)
-class PairedDelta:
-    base: float
-    adapter: float
-    delta: float
-    ci_low: float
-    ci_high: float
-    confidence: float
+from toolkit.reports import MetricDelta
 
 
 def paired_bootstrap(base_scores: list[float], adapter_scores: list[float], samples: int = 2000,
-                     confidence: float = 0.95, seed: int = 0) -> PairedDelta:
+                     confidence: float = 0.95, seed: int = 0) -> MetricDelta:
     """Percentile bootstrap CI of mean(adapter - base), resampling items (pairs stay together)."""
     base = np.asarray(base_scores, dtype=float)
     adapter = np.asarray(adapter_scores, dtype=float)
@@ -30,7 +20,8 @@ def paired_bootstrap(base_scores: list[float], adapter_scores: list[float], samp
     means = diffs[indices].mean(axis=1)
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
-    return PairedDelta(float(base.mean()), float(adapter.mean()), float(diffs.mean()), float(low), float(high), confidence)
+    return MetricDelta(base=float(base.mean()), adapter=float(adapter.mean()), delta=float(diffs.mean()),
+                       ci_low=float(low), ci_high=float(high), confidence=confidence, n=int(diffs.size))
 
 
 def mcnemar_exact(base: list[float], adapter: list[float]) -> float:
@@ -44,3 +35,14 @@ def mcnemar_exact(base: list[float], adapter: list[float]) -> float:
     if only_base + only_adapter == 0:
         return 1.0
     return float(binomtest(only_adapter, only_base + only_adapter, 0.5).pvalue)
+
+
+def metric_delta(base_scores: list[float], adapter_scores: list[float], samples: int, confidence: float, seed: int,
+                 binary: bool) -> MetricDelta:
+    """The reported comparison of one metric, base vs adapter on the same items: the bootstrap CI of
+    the paired difference, the relative delta and, for right/wrong metrics whose scores are all 0 or
+    1, McNemar's exact p-value. Every tier builds its MetricDelta here."""
+    paired = paired_bootstrap(base_scores, adapter_scores, samples, confidence, seed)
+    binary = binary and all(score in (0.0, 1.0) for score in list(base_scores) + list(adapter_scores))
+    return paired.model_copy(update={"relative_delta": paired.delta / paired.base if paired.base else None,
+                                     "p_value": mcnemar_exact(base_scores, adapter_scores) if binary else None})

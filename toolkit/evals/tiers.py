@@ -16,10 +16,10 @@ from toolkit import headline
 from toolkit.config import CanaryParams, Params, TierParams
 from toolkit.errors import DataError
 from toolkit.evals.generation import adapter_disabled, generate, render_prompts
-from toolkit.evals.heldout import PROBE_PROMPTS, load_adapter_model, write_serving_probe
+from toolkit.models import PROBE_PROMPTS, load_adapter_model, write_serving_probe
 from toolkit.evals.preference import BINARY as PREFERENCE_BINARY
 from toolkit.evals.preference import LOWER_IS_BETTER, preference_scores
-from toolkit.evals.stats import mcnemar_exact, paired_bootstrap
+from toolkit.evals.stats import metric_delta
 from toolkit.evals.suites import Suite, SuiteItem, load_suite, with_few_shot
 from toolkit.files import atomic_write_json, atomic_write_jsonl, read_json, remove_outputs, sha256_path, sha256_text
 from toolkit.layout import ADAPTER_DIR, EVAL_DIR, PLOTS, report_path
@@ -159,15 +159,8 @@ def compare(suite: Suite, scores: dict[str, list[dict]], side: str, settings: Ti
             continue
         reference = [row[side] for row in rows]
         adapter = [row["adapter"] for row in rows]
-        delta = paired_bootstrap(reference, adapter, settings.bootstrap_samples, settings.confidence, seed)
-        declared_binary = suite.metrics[name].metric.binary if name in suite.metrics else name in PREFERENCE_BINARY
-        binary = declared_binary and all(v in (0.0, 1.0) for v in reference + adapter)
-        results[name] = MetricDelta(
-            **delta.__dict__,
-            relative_delta=delta.delta / delta.base if delta.base else None,
-            p_value=mcnemar_exact(reference, adapter) if binary else None,
-            n=len(rows),
-        )
+        binary = suite.metrics[name].metric.binary if name in suite.metrics else name in PREFERENCE_BINARY
+        results[name] = metric_delta(reference, adapter, settings.bootstrap_samples, settings.confidence, seed, binary)
     return results
 
 
@@ -206,8 +199,8 @@ def _by_category(items: list[SuiteItem], primary: list[dict], with_prompted: boo
 def previous_adapter(params: Params) -> dict | None:
     """The adapter the canary tier compares against: evaluate.canary.previous_adapter, else the
     registry's last release; None when there is neither (the first release)."""
-    from toolkit.governance.registry import Registry
-    from toolkit.train.base_stage import adapter_folder
+    from toolkit.registry.store import Registry
+    from toolkit.models import adapter_folder
 
     configured = params.evaluate.canary.previous_adapter
     if configured:

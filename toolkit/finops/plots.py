@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.finops.economics import DAYS_PER_MONTH, InferenceEconomics, break_even, capacity_requests_per_day
+from toolkit.finops.economics import DAYS_PER_MONTH, HOURS_PER_MONTH, InferenceEconomics, break_even, capacity_requests_per_day
 
 
 def _pyplot():
@@ -25,7 +25,7 @@ def cost_vs_volume(inference: InferenceEconomics, path: Path) -> str:
     per_instance = capacity_requests_per_day(inference.tokens_per_second, inference.utilisation, tokens_per_request)
     stated = max(inference.requests_per_day, 1.0)
     volumes = np.logspace(np.log10(stated) - 3, np.log10(stated) + 2, 400)
-    instance_month = inference.price_per_hour * 730
+    instance_month = inference.price_per_hour * HOURS_PER_MONTH
     self_hosted = np.maximum(1, np.ceil(volumes / per_instance)) * instance_month
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
     ax.step(volumes, self_hosted, where="post", label=f"self-hosted ({inference.device})", linewidth=2)

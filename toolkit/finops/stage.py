@@ -20,7 +20,7 @@ from toolkit.errors import ConfigError, MissingInputError
 from toolkit.files import atomic_write_text, remove_outputs
 from toolkit.finops import plots
 from toolkit.finops.catalog import Catalog, load_catalog
-from toolkit.finops.economics import economics, roi
+from toolkit.finops.economics import DAYS_PER_MONTH, HOURS_PER_MONTH, economics, roi
 from toolkit.finops.estimate import estimate_training, shape_from_config
 from toolkit.layout import REPORTS, report_path
 from toolkit.reports import (BaseModelReport, CostReport, EvalReport, JudgeReport, TrainReport, ValidateReport, digests,
@@ -83,9 +83,8 @@ def run_cost(params: Params) -> CostReport:
     # Every device for the whole run, including an interrupted run's time up to its last checkpoint.
     device_hours = (train.wall_time_s + train.previous_wall_time_s) / 3600 * (train.device_count if train.device_kind == "cuda" else 1)
     training = _device_cost(catalog, train.device, device_hours)
-    found = catalog.gpu_for_device(train.device)
-    if found and found[1].peak_tflops:
-        training["mfu"] = 6 * train.total_parameters * train.tokens_per_s / (found[1].peak_tflops * 1e12)
+    if train.mfu is not None:     # measured by the train stage (one formula: train/metering.py)
+        training["mfu"] = train.mfu
     training.update(tokens=train.tokens_seen, tokens_per_s=train.tokens_per_s)
     generation = heldout.generation
     eval_reports = tier_reports()
@@ -207,10 +206,10 @@ def _csv(report: CostReport, catalog: Catalog) -> str:
                      "GPU-hours", None, _round(est["cost"]), cur,
                      f"6 x {est['parameters']:.3g} params x {est['tokens']:.3g} tokens / (peak x MFU {est['mfu_point']})"])
     inf = report.inference
-    writer.writerow(["serving", f"{inf['instances']} x {inf['device']} always on", inf["instances"] * 730, "device-hours/month",
+    writer.writerow(["serving", f"{inf['instances']} x {inf['device']} always on", inf["instances"] * HOURS_PER_MONTH, "device-hours/month",
                      inf["price_per_hour"], _round(inf["self_hosted_monthly"]), cur, inf["throughput_source"]])
     for api in inf["apis"]:
-        writer.writerow(["api", f"{api['model']} at {inf['requests_per_day']:g} requests/day", inf["requests_per_day"] * 30.4,
+        writer.writerow(["api", f"{api['model']} at {inf['requests_per_day']:g} requests/day", inf["requests_per_day"] * DAYS_PER_MONTH,
                          "requests/month", _round(api["cost_per_request"], 6), _round(api["monthly_cost"]), cur,
                          f"{catalog.apis[api['model']].source} ({catalog.apis[api['model']].date})"])
     return out.getvalue()

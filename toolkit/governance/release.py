@@ -24,16 +24,16 @@ import tempfile
 from pathlib import Path
 
 from toolkit.config import Params
-from toolkit.errors import ConfigError, GateFailed, MissingInputError
+from toolkit.errors import ConfigError, GateFailed, LedgerError, MissingInputError
 from toolkit.files import atomic_write_json, atomic_write_text, file_digests, sha256_file
-from toolkit.governance import ledger as ledger_mod
+from toolkit.registry import ledger as ledger_mod
 from toolkit.governance.attestation import ATTESTATION, descriptors, sign_statement, statement
 from toolkit.governance.bom import BOM_FILE, build_bom
 from toolkit.governance.card import CARD_HTML, CARD_MARKDOWN, TECHDOC_HTML, TECHDOC_MARKDOWN
 from toolkit.governance.gate import GATE_MARKDOWN
 from toolkit.governance.policy import Policy, load_policy
-from toolkit.governance.registry import Registry
-from toolkit.governance.signing import keyring_dir, load_signer, signer_public_pem, signing_key_path
+from toolkit.registry.signing import keyring_dir, load_signer, signer_public_pem, signing_key_path
+from toolkit.registry.store import Registry
 from toolkit.governance.serving import adapter_problems, logit_parity, vllm_compatibility
 from toolkit.layout import ADAPTER_DIR, EVAL_DIR, report_path
 from toolkit.reports import BaseModelReport, CardReport, EvalReport, GateReport, ValidateReport, read_report
@@ -102,7 +102,7 @@ def run_release(params: Params, override: str | None = None, version: str | None
         entries = ledger_mod.read_entries(registry.ledger)
         chain = ledger_mod.check_chain_entries(entries)
         if chain:
-            raise ConfigError(f"the ledger is damaged, refusing to release: {chain[0].message}",
+            raise LedgerError(f"the ledger is damaged, refusing to release: {chain[0].message}",
                               file=str(registry.ledger))
         cleaned, orphans = _tidy(registry, entries, repair)
         version = next_version(entries, version, registry.retired_versions(entries))

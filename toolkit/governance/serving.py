@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from toolkit.train.base_stage import load_with_adapter
+from toolkit.models import load_with_adapter
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # Values vLLM accepts for --max-lora-rank; an adapter needs one at least as large as its rank.
@@ -55,7 +55,7 @@ def logit_parity(base_path: Path, adapter_dir: Path, probe_file: Path, dtype: st
     """Largest absolute difference between the recorded probe logits and a fresh load's logits."""
     from safetensors.torch import load_file
 
-    from toolkit.evals.heldout import probe_logits
+    from toolkit.models import probe_logits
 
     probe = load_file(str(probe_file))
     rows = [row[row >= 0] for row in probe["input_ids"]]

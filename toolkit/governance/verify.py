@@ -29,12 +29,12 @@ import yaml
 
 from toolkit.errors import ConfigError
 from toolkit.files import file_digests, sha256_file, sha256_path
-from toolkit.governance import ledger as ledger_mod
+from toolkit.registry import ledger as ledger_mod
 from toolkit.governance.attestation import (ATTESTATION, dependency_digests, envelope_problem, envelope_statement,
                                             read_envelope, subject_problems)
 from toolkit.governance.bom import BOM_FILE
 from toolkit.governance.release import MANIFEST, POLICY_FILE, RELEASE_INFO, manifest_for
-from toolkit.governance.signing import keyring_dir, load_keys
+from toolkit.registry.signing import keyring_dir, load_keys
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ def _model(params: Params):
     """(model, tokenizer, peft_config): a fresh adapter from the config, or `init_adapter` to continue."""
     from peft import PeftModel, prepare_model_for_kbit_training
 
-    from toolkit.train.base_stage import adapter_folder, load_base
+    from toolkit.models import adapter_folder, load_base
 
     cfg = params.train
     init_adapter = adapter_folder(cfg.init_adapter, "train.init_adapter") if cfg.init_adapter else None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from toolkit.errors import ConfigError
+from toolkit.errors import LedgerError
 
 GENESIS = "0" * 64
 
@@ -58,14 +58,14 @@ def read_entries(ledger: Path) -> list[dict]:
     data = ledger.read_bytes()
     torn = _torn(data)
     if torn:
-        raise ConfigError("the last ledger entry was not completely written (a release killed or a disk full "
+        raise LedgerError("the last ledger entry was not completely written (a release killed or a disk full "
                           "while recording it); `toolkit release --repair` sets it aside", file=str(ledger), line=torn[0])
     entries = []
     for number, line in enumerate(_split(data.decode("utf-8")), start=1):
         try:
             entries.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"not a ledger entry ({exc.msg})", file=str(ledger), line=number) from None
+            raise LedgerError(f"not a ledger entry ({exc.msg})", file=str(ledger), line=number) from None
     return entries
 
 
@@ -116,10 +116,10 @@ def append(ledger: Path, entry: dict, signer=None) -> dict:
     entries = read_entries(ledger)
     problems = check_chain_entries(entries)
     if problems:
-        raise RuntimeError(f"{ledger}: refusing to append to a broken chain: {problems[0].message}")
+        raise LedgerError(f"refusing to append to a broken chain: {problems[0].message}", file=str(ledger))
     entry = {**entry, "prev_sha256": entries[-1]["entry_sha256"] if entries else GENESIS}
     if signer is not None:
-        from toolkit.governance.signing import sign_bytes
+        from toolkit.registry.signing import sign_bytes
 
         entry["signature"] = sign_bytes(signer, signed_bytes(entry))
     entry["entry_sha256"] = entry_hash(entry)
@@ -174,7 +174,7 @@ def signature_problems(entries: list[dict], keys: dict, version: str | None) -> 
     entries are allowed only before the first signed one (releases from before signing was adopted,
     a warning); an unsigned entry after a signed one fails (its signature was removed).
     """
-    from toolkit.governance.signing import signature_problem
+    from toolkit.registry.signing import signature_problem
 
     failures, warnings, seen_signed = [], [], False
     for number, entry in enumerate(entries, start=1):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit.governance import ledger as ledger_mod
+from toolkit.registry import ledger as ledger_mod
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The release registry: its folders and bundles (store), the tamper-evident ledger, signing keys."""
