@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from toolkit.errors import ConfigError
+from toolkit.errors import ConfigError, LedgerError
 from toolkit.files import file_digests, sha256_file, sha256_path
 from toolkit.registry import ledger as ledger_mod
 from toolkit.governance.attestation import (ATTESTATION, dependency_digests, envelope_problem, envelope_statement,
@@ -62,7 +62,7 @@ def verify_bundle(bundle: Path, ledger: Path | None = None, trusted_keys: list[P
     info = json.loads((bundle / RELEASE_INFO).read_text(encoding="utf-8"))
     try:
         entries = ledger_mod.read_entries(ledger) if ledger.is_file() else []
-    except ConfigError:
+    except LedgerError:
         entries = []          # a damaged ledger: the chain check below says where, and verify fails
     entry = next((e for e in entries if e.get("version") == info.get("version")), None)
     keys = load_keys(trusted_keys) if trusted_keys else None
