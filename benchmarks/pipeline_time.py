@@ -7,31 +7,14 @@ Writes a JSON result with per-stage times (from the report timestamps) and the m
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import copy_project, run_in  # noqa: E402  (the tests' own copy helper)
-
-
-def timed(project: Path, *args: str) -> tuple[float, str]:
-    started = time.perf_counter()
-    result = run_in(project, *args, check=True)
-    return time.perf_counter() - started, result.stdout
+from common import fresh_project, machine, out_path, timed, write_result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="benchmarks/results/pipeline_time.json")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="toolkit-bench-") as tmp:
-        project = copy_project(Path(tmp))
+    out = out_path(__doc__, "benchmarks/results/pipeline_time.json")
+    with fresh_project() as project:
         full, log = timed(project, "dvc", "repro")
         noop, noop_log = timed(project, "dvc", "repro")
         assert "Running stage" not in noop_log, "the second repro re-ran a stage"
@@ -45,11 +28,9 @@ def main() -> None:
         "train_tokens_per_s": reports["train"]["tokens_per_s"],
         "heldout_items": reports["eval_heldout"]["n_items"],
         "gate_passed": reports["gate"]["passed"],
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(out, result)
 
 
 if __name__ == "__main__":

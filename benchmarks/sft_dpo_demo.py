@@ -10,17 +10,11 @@ adapter on the same held-out pairs, so the table can say what DPO added on top o
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import copy_project, run_in  # noqa: E402  (the tests' own copy helper)
+from common import fresh_project, machine, out_path, timed, write_result
 
 
 def sft_preference_accuracy(project: Path, bundle: str) -> dict:
@@ -47,17 +41,10 @@ def sft_preference_accuracy(project: Path, bundle: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="benchmarks/results/sft_dpo_demo.json")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="toolkit-bench-") as tmp:
-        project = copy_project(Path(tmp))
-        started = time.perf_counter()
-        run_in(project, "dvc", "repro", check=True)
-        sft_s = time.perf_counter() - started
-        started = time.perf_counter()
-        variant = run_in(project, "bash", "scripts/demo_sft_dpo.sh", check=True)
-        dpo_s = time.perf_counter() - started
+    out = out_path(__doc__, "benchmarks/results/sft_dpo_demo.json")
+    with fresh_project() as project:
+        sft_s, _ = timed(project, "dvc", "repro")
+        dpo_s, variant = timed(project, "bash", "scripts/demo_sft_dpo.sh")
         report = {name: json.loads((project / "reports" / f"{name}.json").read_text())
                   for name in ("train", "eval_heldout", "eval_canary", "eval_general", "gate")}
         bundle = report["train"]["adapter"]["init_adapter"]
@@ -78,12 +65,10 @@ def main() -> None:
                    "sft_release": (canary.get("against_previous") or {}).get(primary, {}).get("base")},
         "general_accuracy_delta": report["eval_general"]["metrics"]["accuracy"]["delta"],
         "gate_passed": report["gate"]["passed"],
-        "experiment": variant.stdout.strip().splitlines()[0],
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "experiment": variant.strip().splitlines()[0],
+        "machine": machine(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(out, result)
 
 
 if __name__ == "__main__":

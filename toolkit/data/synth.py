@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from typing import Iterator
 
 CATEGORIES = ("billing", "shipping", "technical", "account")
 PRIORITIES = ("low", "normal", "high")
@@ -152,26 +153,27 @@ def _ticket(rng: random.Random) -> Ticket:
     return Ticket(" ".join(p for p in parts if p), category, priority, product, customer)
 
 
-def support_ticket_records(count: int, seed: int) -> list[dict]:
-    """`count` distinct chat records (system, user ticket, assistant JSON)."""
-    rng = random.Random(seed)
+def distinct_tickets(count: int, rng: random.Random) -> Iterator[Ticket]:
+    """`count` tickets with distinct texts, drawn from rng (a caller may draw more from it between
+    tickets: the data stays the same for the same seed)."""
     seen: set[str] = set()
-    records: list[dict] = []
     attempts = 0
-    while len(records) < count:
+    while len(seen) < count:
         attempts += 1
         if attempts > count * 50:
             raise ValueError(f"cannot generate {count} distinct tickets; the template space is too small")
         ticket = _ticket(rng)
-        if ticket.text in seen:
-            continue
-        seen.add(ticket.text)
-        records.append({"messages": [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": ticket.text},
-            {"role": "assistant", "content": ticket.answer_json()},
-        ]})
-    return records
+        if ticket.text not in seen:
+            seen.add(ticket.text)
+            yield ticket
+
+
+def support_ticket_records(count: int, seed: int) -> list[dict]:
+    """`count` distinct chat records (system, user ticket, assistant JSON)."""
+    return [{"messages": [{"role": "system", "content": SYSTEM_PROMPT},
+                          {"role": "user", "content": ticket.text},
+                          {"role": "assistant", "content": ticket.answer_json()}]}
+            for ticket in distinct_tickets(count, random.Random(seed))]
 
 
 def pretraining_corpus(count: int, seed: int) -> list[str | list[dict]]:

@@ -14,29 +14,17 @@ from __future__ import annotations
 import json
 import random
 
-from toolkit.data.synth import _CATEGORY_REPLIES, _PRIORITY_REPLIES, CATEGORIES, PRIORITIES, SYSTEM_PROMPT, Ticket, _ticket
+from toolkit.data.synth import (_CATEGORY_REPLIES, _PRIORITY_REPLIES, CATEGORIES, PRIORITIES, SYSTEM_PROMPT, Ticket,
+                                distinct_tickets)
 
 
 def support_ticket_preference_records(count: int, seed: int) -> list[dict]:
     """`count` distinct preference pairs in TRL's conversational layout (prompt, chosen, rejected)."""
     rng = random.Random(seed)
-    seen: set[str] = set()
-    records: list[dict] = []
-    attempts = 0
-    while len(records) < count:
-        attempts += 1
-        if attempts > count * 50:
-            raise ValueError(f"cannot generate {count} distinct tickets; the template space is too small")
-        ticket = _ticket(rng)
-        if ticket.text in seen:
-            continue
-        seen.add(ticket.text)
-        records.append({
-            "prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": ticket.text}],
-            "chosen": [{"role": "assistant", "content": ticket.answer_json()}],
-            "rejected": [{"role": "assistant", "content": _mistake(ticket, rng)}],
-        })
-    return records
+    return [{"prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": ticket.text}],
+             "chosen": [{"role": "assistant", "content": ticket.answer_json()}],
+             "rejected": [{"role": "assistant", "content": _mistake(ticket, rng)}]}
+            for ticket in distinct_tickets(count, rng)]
 
 
 def _mistake(ticket: Ticket, rng: random.Random) -> str:

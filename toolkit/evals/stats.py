@@ -44,5 +44,6 @@ def metric_delta(base_scores: list[float], adapter_scores: list[float], samples:
     1, McNemar's exact p-value. Every tier builds its MetricDelta here."""
     paired = paired_bootstrap(base_scores, adapter_scores, samples, confidence, seed)
     binary = binary and all(score in (0.0, 1.0) for score in list(base_scores) + list(adapter_scores))
-    return paired.model_copy(update={"relative_delta": paired.delta / paired.base if paired.base else None,
+    # Relative to a positive base only: for a log-likelihood (negative) the ratio means nothing.
+    return paired.model_copy(update={"relative_delta": paired.delta / paired.base if paired.base > 0 else None,
                                      "p_value": mcnemar_exact(base_scores, adapter_scores) if binary else None})
