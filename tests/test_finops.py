@@ -1,6 +1,8 @@
 """FinOps: the catalog and its errors, training estimates against hand-computed and published
 figures, memory fit, inference break-even, payback and ROI."""
 
+import json
+
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -153,3 +155,7 @@ def test_cost_estimate_cli_what_if_and_bad_gpu(in_tmp):
     bad = CliRunner().invoke(cli, ["cost", "estimate", "--model", "llama-3.1-8b", "--gpu", "TPU-v9",
                                    "--examples", "10", "--tokens-per-example", "10"])
     assert bad.exit_code == 2 and "unknown GPU 'TPU-v9'" in bad.output
+    alone = CliRunner().invoke(cli, ["cost", "estimate", "--model", "llama-3.1-8b", "--examples", "10"])
+    assert alone.exit_code == 2 and "--examples and --tokens-per-example go together" in alone.output
+    written = json.loads((in_tmp / "reports/cost_estimate.json").read_text())
+    assert written["technique"] == "qlora" and written["gpu"] == "H100-80GB"   # the what-if run's, not overwritten

@@ -267,19 +267,11 @@ def cost() -> None:
 @click.option("--epochs", type=float, help="default: train.epochs")
 def cost_estimate(params_file: str, gpu, technique, model_shape, pricing, examples, tokens_per_example, epochs) -> None:
     """Estimate GPU-hours, memory fit and cost of training, before training."""
-    from toolkit.files import atomic_write_json
-    from toolkit.finops.stage import run_estimate
+    from toolkit.finops.stage import ESTIMATE_REPORT, run_what_if_estimate
 
-    params = load_params(params_file)
-    training = params.finops.training.model_copy(update={k: v for k, v in (
-        ("gpu", gpu), ("technique", technique), ("model", model_shape), ("pricing", pricing)) if v})
-    params = params.model_copy(update={
-        "finops": params.finops.model_copy(update={"training": training}),
-        "train": params.train.model_copy(update={"epochs": epochs or params.train.epochs})})
-    if (examples is None) != (tokens_per_example is None):
-        raise click.UsageError("--examples and --tokens-per-example go together")
-    estimate = run_estimate(params, tokens_per_epoch=examples * tokens_per_example if examples else None)
-    atomic_write_json("reports/cost_estimate.json", estimate.model_dump())
+    estimate = run_what_if_estimate(load_params(params_file), gpu=gpu, technique=technique, model=model_shape,
+                                    pricing=pricing, epochs=epochs, examples=examples,
+                                    tokens_per_example=tokens_per_example)
     cur = estimate.currency
     click.echo(f"estimate: {estimate.model} ({estimate.parameters:.3g} parameters), {estimate.technique} on {estimate.gpu}, "
                f"{estimate.tokens:,.0f} tokens ({estimate.tokens_per_epoch:,} x {estimate.epochs:g} epochs)")
@@ -288,7 +280,7 @@ def cost_estimate(params_file: str, gpu, technique, model_shape, pricing, exampl
     click.echo(f"  cost {estimate.cost:,.2f} {cur} (range {estimate.cost_low:,.2f} - {estimate.cost_high:,.2f}, {estimate.pricing})")
     click.echo(f"  memory {estimate.memory.total_gb} GB of {estimate.memory.gpu_memory_gb} GB: {estimate.memory.verdict} "
                f"({estimate.memory.assumptions})")
-    click.echo("  written to reports/cost_estimate.json")
+    click.echo(f"  written to {ESTIMATE_REPORT}")
 
 
 @cost.command("report")
@@ -330,15 +322,10 @@ def card(ctx: click.Context, params_file: str) -> None:
 @click.option("--policy", "policy_name", help="a policy name or file (default: gate.policy)")
 def card_check(params_file: str, policy_name: str | None) -> None:
     """List the sections and governance fields a policy requires that are missing or empty (exit 1 if any)."""
-    from toolkit.errors import GateFailed, MissingInputError
-    from toolkit.governance.card import CARD_MARKDOWN, TECHDOC_MARKDOWN, missing_sections
-    from toolkit.governance.policy import load_policy
+    from toolkit.errors import GateFailed
+    from toolkit.governance.card import check_documentation
 
-    params = load_params(params_file)
-    policy = load_policy(policy_name or params.gate.policy)
-    if not CARD_MARKDOWN.is_file() or not TECHDOC_MARKDOWN.is_file():
-        raise MissingInputError(f"{CARD_MARKDOWN} or {TECHDOC_MARKDOWN} not found; run `toolkit card` first")
-    missing = missing_sections(policy.required_sections, policy.required_governance, params.governance)
+    policy, missing = check_documentation(load_params(params_file), policy_name)
     if not missing:
         click.echo(f"card check: all {len(policy.required_sections)} section(s) and "
                    f"{len(policy.required_governance)} governance field(s) required by policy {policy.name!r} are present")
@@ -387,18 +374,18 @@ def release(params_file: str, override: str | None, version: str | None, registr
 
     result = run_release(load_params(params_file), override=override, version=version, registry_root=registry,
                          repair=repair)
-    for folder in result["cleaned"]:
+    for folder in result.cleaned:
         click.echo(f"removed {folder}: the half-written bundle of a release that was killed", err=True)
-    for orphan in result["orphans"]:
+    for orphan in result.orphans:
         what = "moved to the registry's orphaned/ folder" if repair else \
             "its version number is skipped; `toolkit release --repair` moves it aside"
         click.secho(f"warning: {orphan} has no ledger entry (a release killed before it was recorded); {what}",
                     fg="yellow", err=True)
-    entry, serving = result["entry"], result["serving"]
+    entry, serving = result.entry, result.serving
     if entry["override"]:
         click.secho(f"released with an OVERRIDE by {entry['override']['by']}: {entry['override']['reason']}",
                     fg="yellow", bold=True)
-    click.echo(f"released version {entry['version']} -> {result['bundle']} "
+    click.echo(f"released version {entry['version']} -> {result.bundle} "
                f"(manifest sha256 {entry['manifest_sha256'][:12]}…, ledger entry {entry['entry_sha256'][:12]}…)")
     click.echo(f"serving: rank {serving['rank']}, vLLM --max-lora-rank {serving['vllm_max_lora_rank']}, "
                f"reloaded logits max |diff| {serving['logit_max_abs_diff']:.1e}"
@@ -507,17 +494,10 @@ def history(params_file: str, registry: str | None) -> None:
               help="A release bundle (default: the current artifacts/adapter).")
 def export(params_file: str, out_dir: str, bundle: str | None) -> None:
     """Export a merged model for single-tenant serving."""
-    from toolkit.governance.serving import export_merged
-    from toolkit.layout import ADAPTER_DIR
-    from toolkit.reports import BaseModelReport, read_report
+    from toolkit.governance.serving import run_export
 
-    params = load_params(params_file)
-    reports = Path(bundle) / "reports" if bundle else Path("reports")
-    base = read_report(reports / "base.json", BaseModelReport)
-    adapter = Path(bundle) / "adapter" if bundle else ADAPTER_DIR
-    out = export_merged(Path(base.model_path), adapter, Path(out_dir), params.base.dtype,
-                        params.base.trust_remote_code)
-    click.echo(f"merged {adapter} into {base.model} -> {out}")
+    adapter, base_name, out = run_export(load_params(params_file), Path(out_dir), Path(bundle) if bundle else None)
+    click.echo(f"merged {adapter} into {base_name} -> {out}")
 
 
 @cli.group(cls=ToolkitGroup)

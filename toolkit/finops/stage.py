@@ -17,7 +17,7 @@ from pathlib import Path
 from toolkit import headline
 from toolkit.config import Params
 from toolkit.errors import ConfigError, MissingInputError
-from toolkit.files import atomic_write_text, remove_outputs
+from toolkit.files import atomic_write_json, atomic_write_text, remove_outputs
 from toolkit.finops import plots
 from toolkit.finops.catalog import Catalog, load_catalog
 from toolkit.finops.economics import DAYS_PER_MONTH, HOURS_PER_MONTH, economics, roi
@@ -29,6 +29,26 @@ from toolkit.templating import render
 
 COST_DIR = REPORTS / "cost"
 STALE_DAYS = 365
+
+
+ESTIMATE_REPORT = REPORTS / "cost_estimate.json"
+
+
+def run_what_if_estimate(params: Params, *, gpu: str | None = None, technique: str | None = None,
+                         model: str | None = None, pricing: str | None = None, epochs: float | None = None,
+                         examples: int | None = None, tokens_per_example: int | None = None):
+    """`toolkit cost estimate`: the estimate with what-if settings over finops.training and
+    train.epochs, and a data size instead of the validated split; written to reports/cost_estimate.json."""
+    if (examples is None) != (tokens_per_example is None):
+        raise ConfigError("--examples and --tokens-per-example go together")
+    training = params.finops.training.model_copy(update={k: v for k, v in (
+        ("gpu", gpu), ("technique", technique), ("model", model), ("pricing", pricing)) if v})
+    params = params.model_copy(update={
+        "finops": params.finops.model_copy(update={"training": training}),
+        "train": params.train.model_copy(update={"epochs": epochs or params.train.epochs})})
+    estimate = run_estimate(params, tokens_per_epoch=examples * tokens_per_example if examples else None)
+    atomic_write_json(ESTIMATE_REPORT, estimate.model_dump())
+    return estimate
 
 
 def run_estimate(params: Params, catalog: Catalog | None = None, tokens_per_epoch: int | None = None):

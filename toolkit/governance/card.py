@@ -165,3 +165,16 @@ def missing_sections(required: tuple[str, ...], required_governance: tuple[str, 
             problems.append(f"{heading}: empty or marked missing")
     problems += [f"governance.{name}: empty" for name in required_governance if getattr(governance, name) in ("", [], None)]
     return problems
+
+
+def check_documentation(params: Params, policy_name: str | None = None):
+    """(policy, missing): the sections and governance fields the policy (default: gate.policy)
+    requires that the rendered card and technical documentation lack or leave empty."""
+    from toolkit.errors import MissingInputError
+    from toolkit.governance.policy import load_policy
+
+    policy = load_policy(policy_name or params.gate.policy)
+    if not CARD_MARKDOWN.is_file() or not TECHDOC_MARKDOWN.is_file():
+        raise MissingInputError(f"{CARD_MARKDOWN} or {TECHDOC_MARKDOWN} not found; run `toolkit card` first")
+    return policy, missing_sections(policy.required_sections, policy.required_governance, params.governance)
+

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.config import Params
@@ -85,8 +86,17 @@ def manifest_for(bundle: Path) -> dict:
     return {"files": file_digests(bundle, (MANIFEST, ATTESTATION))}
 
 
+@dataclass(frozen=True)
+class ReleaseResult:
+    bundle: Path
+    entry: dict            # the ledger entry appended
+    serving: dict          # the serving check: rank, vLLM's --max-lora-rank, reloaded logits
+    cleaned: list[Path]    # half-written bundles of killed releases, removed
+    orphans: list[Path]    # bundles without a ledger entry (moved aside with --repair)
+
+
 def run_release(params: Params, override: str | None = None, version: str | None = None,
-                registry_root: str | None = None, repair: bool = False) -> dict:
+                registry_root: str | None = None, repair: bool = False) -> ReleaseResult:
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     gate = read_report(report_path("gate"), GateReport)
     override_record = _override_record(override)
@@ -134,7 +144,7 @@ def run_release(params: Params, override: str | None = None, version: str | None
             **({"attestation_sha256": sha256_file(bundle / ATTESTATION)} if signer is not None else {}),
             "bundle": bundle.relative_to(registry.root).as_posix(),
         }, signer=signer)
-    return {"bundle": bundle, "entry": entry, "serving": serving, "cleaned": cleaned, "orphans": orphans}
+    return ReleaseResult(bundle, entry, serving, cleaned, orphans)
 
 
 def _tidy(registry: Registry, entries: list[dict], repair: bool) -> tuple[list[Path], list[Path]]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from toolkit.config import Params
+from toolkit.layout import ADAPTER_DIR, REPORTS
 from toolkit.models import load_with_adapter
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -73,3 +75,16 @@ def export_merged(base_path: Path, adapter_dir: Path, out_dir: Path, dtype: str 
     merged.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def run_export(params: Params, out_dir: Path, bundle: Path | None = None) -> tuple[Path, str, Path]:
+    """`toolkit export --merged`: the adapter of a release bundle (or the current artifacts/adapter)
+    merged into the base it was trained on. Returns (adapter folder, base name, output folder)."""
+    from toolkit.reports import BaseModelReport, read_report
+
+    reports = bundle / "reports" if bundle else REPORTS
+    base = read_report(reports / "base.json", BaseModelReport)
+    adapter = bundle / "adapter" if bundle else ADAPTER_DIR
+    out = export_merged(Path(base.model_path), adapter, out_dir, params.base.dtype, params.base.trust_remote_code)
+    return adapter, base.model, out
+
