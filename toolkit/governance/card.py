@@ -177,4 +177,3 @@ def check_documentation(params: Params, policy_name: str | None = None):
     if not CARD_MARKDOWN.is_file() or not TECHDOC_MARKDOWN.is_file():
         raise MissingInputError(f"{CARD_MARKDOWN} or {TECHDOC_MARKDOWN} not found; run `toolkit card` first")
     return policy, missing_sections(policy.required_sections, policy.required_governance, params.governance)
-

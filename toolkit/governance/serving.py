@@ -87,4 +87,3 @@ def run_export(params: Params, out_dir: Path, bundle: Path | None = None) -> tup
     adapter = bundle / "adapter" if bundle else ADAPTER_DIR
     out = export_merged(Path(base.model_path), adapter, out_dir, params.base.dtype, params.base.trust_remote_code)
     return adapter, base.model, out
-
