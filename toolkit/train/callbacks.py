@@ -103,7 +103,7 @@ def trim_for_resume(directory: Path, step: int) -> None:
     for curve in (directory / "plots").rglob("*.tsv"):
         header, *rows = curve.read_text(encoding="utf-8").split("\n")
         complete = rows[:-1]        # the text after the last newline is a torn row (or nothing)
-        kept = [row for row in complete if _step_of(row, header) is not None and _step_of(row, header) <= step]
+        kept = [row for row in complete if (logged := _step_of(row, header)) is not None and logged <= step]
         curve.write_text("".join(line + "\n" for line in [header, *kept]), encoding="utf-8")
 
 
