@@ -351,7 +351,7 @@ main()
 """
 KILL_POINTS = {   # function, which call, killed before or after it; what the next release must find
     "while filling the bundle": ("toolkit.governance.release", "_copy", 5, "before", "staging"),
-    "after writing the manifest": ("toolkit.governance.release", "manifest_for", 1, "after", "staging"),
+    "after writing the manifest": ("toolkit.registry.bundle", "Bundle.manifest_files", 1, "after", "staging"),
     "at the rename into place": ("pathlib", "Path.rename", 1, "before", "staging"),
     "before the ledger entry": ("toolkit.registry.ledger", "append", 1, "before", "orphan"),
     "right after the ledger entry": ("toolkit.registry.ledger", "append", 1, "after", "released"),

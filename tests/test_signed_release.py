@@ -13,7 +13,7 @@ from conftest import run_in
 from toolkit.files import sha256_file, sha256_path
 from toolkit.registry import ledger as ledger_mod
 from toolkit.governance.attestation import envelope_statement
-from toolkit.governance.release import MANIFEST, manifest_for
+from toolkit.registry.bundle import MANIFEST, Bundle
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +55,7 @@ def test_signed_bundle_carries_an_attestation_a_bom_and_signed_entries(signed):
     subjects = {s["name"]: s["digest"]["sha256"] for s in statement["subject"]}
     assert subjects["MANIFEST.json"] == sha256_file(bundle / MANIFEST)
     assert subjects["adapter/adapter_model.safetensors"] == sha256_file(bundle / "adapter/adapter_model.safetensors")
-    assert "attestation.intoto.json" not in subjects and len(subjects) == len(manifest_for(bundle)["files"]) + 1
+    assert "attestation.intoto.json" not in subjects and len(subjects) == len(Bundle(bundle).manifest_files()) + 1
     build = statement["predicate"]["buildDefinition"]
     names = {d["name"] for d in build["resolvedDependencies"]}
     assert {"source", "dvc.lock", "base/model.safetensors", "datasheet/data/support_tickets.datasheet.yaml",
@@ -166,7 +166,7 @@ def _flip(path, offset=-10):
 
 def _regenerate(registry, bundle, signer=None, strip_signatures=False):
     """New manifest, ledger entry pointing at it, whole chain re-hashed (and re-signed with `signer`)."""
-    (bundle / MANIFEST).write_text(json.dumps(manifest_for(bundle)))
+    (bundle / MANIFEST).write_text(json.dumps({"files": Bundle(bundle).manifest_files()}))
     entries = _entries(registry)
     for entry in entries:
         if entry["version"] == bundle.name[1:]:
@@ -237,7 +237,7 @@ def swapped_adapter_resigned(registry, keys):
 
     bundle = registry / "releases/v1"
     _change_weights(bundle)
-    (bundle / MANIFEST).write_text(json.dumps(manifest_for(bundle)))
+    (bundle / MANIFEST).write_text(json.dumps({"files": Bundle(bundle).manifest_files()}))
     signer = load_signer(keys["other"])
     statement = envelope_statement(json.loads((bundle / "attestation.intoto.json").read_text()))
     statement["subject"] = [{"name": n, "digest": {"sha256": d}} for n, d in
@@ -279,7 +279,7 @@ def card_figure_with_regenerated_manifest(registry, keys):
     value = f"{round(heldout['metrics']['field_accuracy']['adapter'], 4)}"
     card = bundle / "model_card/README.md"
     card.write_text(card.read_text().replace(f"value: {value}", "value: 0.9999", 1))
-    (bundle / MANIFEST).write_text(json.dumps(manifest_for(bundle)))
+    (bundle / MANIFEST).write_text(json.dumps({"files": Bundle(bundle).manifest_files()}))
 
 
 def bundles_swapped(registry, keys):
@@ -355,7 +355,7 @@ def test_deep_verify_catches_a_tampered_unsigned_adapter_that_the_recorded_figur
     weights[name] = weights[name] + 0.05 * torch.ones_like(weights[name])
     save_file(weights, str(bundle / "adapter/adapter_model.safetensors"))
     old = json.loads((registry / "ledger.jsonl").read_text().splitlines()[0])
-    (bundle / MANIFEST).write_text(json.dumps(manifest_for(bundle)))
+    (bundle / MANIFEST).write_text(json.dumps({"files": Bundle(bundle).manifest_files()}))
     entries = _entries(registry)
     entries[0]["manifest_sha256"] = sha256_file(bundle / MANIFEST)
     _write_chain(registry, entries)

@@ -382,14 +382,13 @@ def release(params_file: str, override: str | None, version: str | None, registr
         click.secho(f"warning: {orphan} has no ledger entry (a release killed before it was recorded); {what}",
                     fg="yellow", err=True)
     entry, serving = result.entry, result.serving
-    if entry["override"]:
-        click.secho(f"released with an OVERRIDE by {entry['override']['by']}: {entry['override']['reason']}",
-                    fg="yellow", bold=True)
-    click.echo(f"released version {entry['version']} -> {result.bundle} "
-               f"(manifest sha256 {entry['manifest_sha256'][:12]}…, ledger entry {entry['entry_sha256'][:12]}…)")
-    click.echo(f"serving: rank {serving['rank']}, vLLM --max-lora-rank {serving['vllm_max_lora_rank']}, "
-               f"reloaded logits max |diff| {serving['logit_max_abs_diff']:.1e}"
-               + ("" if serving["vllm_compatible"] else f"; {'; '.join(serving['notes'])}"))
+    if entry.override:
+        click.secho(f"released with an OVERRIDE by {entry.override.by}: {entry.override.reason}", fg="yellow", bold=True)
+    click.echo(f"released version {entry.version} -> {result.bundle} "
+               f"(manifest sha256 {entry.manifest_sha256[:12]}…, ledger entry {entry.entry_sha256[:12]}…)")
+    click.echo(f"serving: rank {serving.rank}, vLLM --max-lora-rank {serving.vllm_max_lora_rank}, "
+               f"reloaded logits max |diff| {serving.logit_max_abs_diff:.1e}"
+               + ("" if serving.vllm_compatible else f"; {'; '.join(serving.notes)}"))
 
 
 @cli.command()
@@ -470,20 +469,19 @@ def publish(params_file: str, bundle: str, repo: str | None, public: bool, ledge
 @click.option("--registry", default=None, help="Registry folder (default: release.registry).")
 def history(params_file: str, registry: str | None) -> None:
     """List releases with their gate results and headline deltas."""
-    from toolkit.registry.ledger import read_entries
     from toolkit.registry.store import Registry
 
     reg = Registry(Path(registry or load_params(params_file).release.registry))
-    entries = read_entries(reg.ledger)
+    entries = reg.entries()
     if not entries:
         click.echo(f"no releases in {reg.root}")
         return
     click.echo(f"{'version':<9} {'time':<26} {'gate':<9} {'policy':<12} headline")
     for entry in entries:
-        gate = "passed" if entry["gate_passed"] else ("OVERRIDE" if entry.get("override") else "failed")
-        h = entry.get("headline") or {}
-        headline = f"{h.get('metric')} {h.get('base', 0):.4f} -> {h.get('adapter', 0):.4f} ({h.get('delta', 0):+.4f})"
-        click.echo(f"{entry['version']:<9} {entry['time']:<26} {gate:<9} {entry['policy']:<12} {headline}")
+        gate = "passed" if entry.gate_passed else ("OVERRIDE" if entry.override else "failed")
+        h = entry.headline
+        headline = f"{h.metric} {h.base:.4f} -> {h.adapter:.4f} ({h.delta:+.4f})" if h else "-"
+        click.echo(f"{entry.version:<9} {entry.time:<26} {gate:<9} {entry.policy:<12} {headline}")
 
 
 @cli.command()

@@ -17,6 +17,7 @@ SPLIT_FILES = {split: DATA_DIR / f"{split}.jsonl" for split in ("train", "valida
 QUARANTINE_FILE = DATA_DIR / "quarantine.jsonl"
 DROPPED_FILE = DATA_DIR / "dropped.jsonl"
 VALIDATE_HTML = REPORTS / "validate.html"
+COST_DIR = REPORTS / "cost"           # the cost stage's HTML report, plots and CSV
 
 
 def report_path(stage: str) -> Path:

@@ -199,8 +199,9 @@ def _by_category(items: list[SuiteItem], primary: list[dict], with_prompted: boo
 def previous_adapter(params: Params) -> dict | None:
     """The adapter the canary tier compares against: evaluate.canary.previous_adapter, else the
     registry's last release; None when there is neither (the first release)."""
-    from toolkit.registry.store import Registry
     from toolkit.models import adapter_folder
+    from toolkit.registry.bundle import Bundle
+    from toolkit.registry.store import Registry
 
     configured = params.evaluate.canary.previous_adapter
     if configured:
@@ -211,10 +212,10 @@ def previous_adapter(params: Params) -> dict | None:
             return None
         path, version, source = latest, latest.name.removeprefix("v"), f"registry {params.release.registry}"
     adapter = adapter_folder(path, "evaluate.canary.previous_adapter")
-    bundle = adapter.parent if adapter != path else None
+    bundle = Bundle(adapter.parent) if adapter != path else None
     info: dict[str, Any] = {"source": source, "path": adapter.as_posix(), "version": version,
                             "adapter_sha256": sha256_path(adapter)}
-    previous_base = bundle / "reports" / "base.json" if bundle else None
+    previous_base = bundle.report("base") if bundle else None
     if previous_base and previous_base.is_file():
         current = read_report(report_path("base"), BaseModelReport).outputs
         if read_json(previous_base).get("outputs") != current:

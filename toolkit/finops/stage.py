@@ -22,12 +22,11 @@ from toolkit.finops import plots
 from toolkit.finops.catalog import Catalog, load_catalog
 from toolkit.finops.economics import DAYS_PER_MONTH, HOURS_PER_MONTH, economics, roi
 from toolkit.finops.estimate import estimate_training, shape_from_config
-from toolkit.layout import REPORTS, report_path
+from toolkit.layout import COST_DIR, REPORTS, report_path
 from toolkit.reports import (BaseModelReport, CostReport, EvalReport, JudgeReport, TrainReport, ValidateReport, digests,
                              read_report, tier_reports, write_report)
 from toolkit.templating import render
 
-COST_DIR = REPORTS / "cost"
 STALE_DAYS = 365
 
 

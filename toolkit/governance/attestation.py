@@ -17,7 +17,6 @@ from typing import Any
 
 from toolkit import __version__
 
-ATTESTATION = "attestation.intoto.json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"

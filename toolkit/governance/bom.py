@@ -15,14 +15,13 @@ from typing import Any
 
 from toolkit import __version__
 from toolkit.files import file_digests, sha256_file
+from toolkit.registry.bundle import Bundle
 
-BOM_FILE = "bom.cdx.json"
 ADAPTER_REF = "adapter"
 
 
-def _read(bundle: Path, name: str) -> dict:
-    path = bundle / "reports" / f"{name}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+def _read(bundle: Bundle, name: str) -> dict:
+    return bundle.read_report(name) if bundle.report(name).is_file() else {}
 
 
 def _file_properties(digests: dict[str, str], label: str):
@@ -31,7 +30,7 @@ def _file_properties(digests: dict[str, str], label: str):
     return [Property(name=f"toolkit:sha256:{label}/{name}", value=digest) for name, digest in digests.items()]
 
 
-def build_bom(bundle: Path, version: str, model_name: str, base_files: dict[str, str],
+def build_bom(bundle: Bundle, version: str, model_name: str, base_files: dict[str, str],
               suites: dict[str, dict[str, str]]) -> dict:
     """The ML-BOM of a bundle as a JSON-ready dict, validated against CycloneDX 1.6."""
     from cyclonedx.contrib.license.factories import LicenseFactory
@@ -53,12 +52,12 @@ def build_bom(bundle: Path, version: str, model_name: str, base_files: dict[str,
         version=base.get("revision") or None, description=f"{base.get('architecture')} base model "
         f"({base.get('parameters')} parameters, source: {base.get('source')})",
         properties=_file_properties(base_files, "base"))
-    adapter_dir = bundle / "adapter"
+    adapter_dir = bundle.adapter
     adapter = Component(
         type=ComponentType.MACHINE_LEARNING_MODEL, bom_ref=ADAPTER_REF, name=model_name, version=version,
         description=f"{train.get('adapter_type', 'lora').upper()} adapter trained with {train.get('method', '?').upper()} "
                     f"on {base.get('model')}",
-        hashes=sha256(adapter_dir / "adapter_model.safetensors"),
+        hashes=sha256(bundle.adapter_weights),
         licenses=[licenses.make_from_string(governance["license"])] if governance.get("license") else [],
         properties=[*_file_properties(file_digests(adapter_dir), "adapter"),
                     Property(name="toolkit:training_objective", value=str(train.get("method"))),
@@ -87,10 +86,10 @@ def build_bom(bundle: Path, version: str, model_name: str, base_files: dict[str,
     return document
 
 
-def model_card(bundle: Path, train: dict, governance: dict, datasheet: dict) -> dict[str, Any]:
+def model_card(bundle: Bundle, train: dict, governance: dict, datasheet: dict) -> dict[str, Any]:
     """The CycloneDX 1.6 `modelCard`: parameters, the evaluation tiers' results, the governance fields."""
     metrics = []
-    for report in sorted((bundle / "reports").glob("eval_*.json")):
+    for report in sorted(bundle.reports.glob("eval_*.json")):
         tier = json.loads(report.read_text(encoding="utf-8"))
         if tier.get("skipped") or "metrics" not in tier:
             continue

@@ -28,21 +28,19 @@ from toolkit.config import Params
 from toolkit.errors import ConfigError, GateFailed, LedgerError, MissingInputError
 from toolkit.files import atomic_write_json, atomic_write_text, file_digests, sha256_file
 from toolkit.registry import ledger as ledger_mod
-from toolkit.governance.attestation import ATTESTATION, descriptors, sign_statement, statement
-from toolkit.governance.bom import BOM_FILE, build_bom
+from toolkit.governance.attestation import descriptors, sign_statement, statement
+from toolkit.governance.bom import build_bom
 from toolkit.governance.card import CARD_HTML, CARD_MARKDOWN, TECHDOC_HTML, TECHDOC_MARKDOWN
 from toolkit.governance.gate import GATE_MARKDOWN
 from toolkit.governance.policy import Policy, load_policy
 from toolkit.registry.signing import keyring_dir, load_signer, signer_public_pem, signing_key_path
+from toolkit.registry.bundle import Bundle, Headline, LedgerEntry, Override, ReleaseInfo, ServingRecord
 from toolkit.registry.store import Registry
 from toolkit.governance.serving import adapter_problems, logit_parity, vllm_compatibility
-from toolkit.layout import ADAPTER_DIR, EVAL_DIR, report_path
+from toolkit.layout import ADAPTER_DIR, COST_DIR, EVAL_DIR, VALIDATE_HTML, report_path
 from toolkit.reports import BaseModelReport, CardReport, EvalReport, GateReport, ValidateReport, read_report
 from toolkit.templating import render
 
-MANIFEST = "MANIFEST.json"
-RELEASE_INFO = "release.json"
-POLICY_FILE = "policy.json"
 BUNDLE_REPORTS = ("base", "validate", "train", "eval_heldout", "eval_ood", "eval_canary", "eval_general", "eval_judge",
                   "cost", "card", "gate")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
@@ -81,16 +79,11 @@ def next_version(entries: list[dict], requested: str | None, orphaned: set[str] 
     return requested
 
 
-def manifest_for(bundle: Path) -> dict:
-    """The manifest lists every file but itself and the attestation (which attests the manifest too)."""
-    return {"files": file_digests(bundle, (MANIFEST, ATTESTATION))}
-
-
 @dataclass(frozen=True)
 class ReleaseResult:
     bundle: Path
-    entry: dict            # the ledger entry appended
-    serving: dict          # the serving check: rank, vLLM's --max-lora-rank, reloaded logits
+    entry: LedgerEntry     # the ledger entry appended
+    serving: ServingRecord # the serving check: rank, vLLM's --max-lora-rank, reloaded logits
     cleaned: list[Path]    # half-written bundles of killed releases, removed
     orphans: list[Path]    # bundles without a ledger entry (moved aside with --repair)
 
@@ -116,35 +109,33 @@ def run_release(params: Params, override: str | None = None, version: str | None
                               file=str(registry.ledger))
         cleaned, orphans = _tidy(registry, entries, repair)
         version = next_version(entries, version, registry.retired_versions(entries))
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=registry.releases))
+        staging = Bundle(Path(tempfile.mkdtemp(prefix=".staging-", dir=registry.releases)))
         try:
             _fill_bundle(staging, params, gate, override_record, version)
             serving = _serving_record(Path(base.model_path), staging, params)
             info = _release_info(version, base, gate, override_record, serving, signer)
-            atomic_write_json(staging / RELEASE_INFO, info)
+            atomic_write_json(staging.release_info, info.model_dump(mode="json"))
             # Hashed once, for the BOM and the attestation (a real base is many GB).
             base_files = file_digests(base.model_path) if Path(base.model_path).is_dir() else {}
             suites = {name: file_digests(folder) for name, folder in _suite_folders(params).items()}
             model_name = read_report(report_path("card"), CardReport).model_name
-            atomic_write_json(staging / BOM_FILE, build_bom(staging, version, model_name, base_files, suites))
-            atomic_write_json(staging / MANIFEST, manifest_for(staging))
+            atomic_write_json(staging.bom, build_bom(staging, version, model_name, base_files, suites))
+            atomic_write_json(staging.manifest, {"files": staging.manifest_files()})
             if signer is not None:
-                atomic_write_json(staging / ATTESTATION, _attestation(staging, params, info, base_files, gate, suites,
-                                                                        started, signer))
-            bundle = registry.bundle(version)
-            staging.rename(bundle)
+                atomic_write_json(staging.attestation, _attestation(staging, params, info, base_files, gate, suites,
+                                                                    started, signer))
+            bundle = Bundle(registry.bundle(version))
+            staging.root.rename(bundle.root)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(staging.root, ignore_errors=True)
             raise
         entry = ledger_mod.append(registry.ledger, {
-            **{key: info[key] for key in ("version", "base_model", "data_sha256", "policy", "gate_passed",
-                                          "override", "git_commit", "dvc_lock_sha256", "headline")},
-            "time": info["created_at"],
-            "manifest_sha256": sha256_file(bundle / MANIFEST),
-            **({"attestation_sha256": sha256_file(bundle / ATTESTATION)} if signer is not None else {}),
-            "bundle": bundle.relative_to(registry.root).as_posix(),
+            **info.ledger_fields(),
+            "manifest_sha256": sha256_file(bundle.manifest),
+            **({"attestation_sha256": sha256_file(bundle.attestation)} if signer is not None else {}),
+            "bundle": bundle.root.relative_to(registry.root).as_posix(),
         }, signer=signer)
-    return ReleaseResult(bundle, entry, serving, cleaned, orphans)
+    return ReleaseResult(bundle.root, LedgerEntry.model_validate(entry), serving, cleaned, orphans)
 
 
 def _tidy(registry: Registry, entries: list[dict], repair: bool) -> tuple[list[Path], list[Path]]:
@@ -189,7 +180,7 @@ def _suite_folders(params: Params) -> dict[str, Path]:
     return {p.name: p for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
 
 
-def _attestation(bundle: Path, params: Params, info: dict, base_files: dict[str, str], gate: GateReport,
+def _attestation(bundle: Bundle, params: Params, info: ReleaseInfo, base_files: dict[str, str], gate: GateReport,
                  suites: dict[str, dict[str, str]], started: str, signer) -> dict:
     """The signed in-toto statement: the bundle's files as subjects, SLSA provenance as predicate."""
     validate = read_report(report_path("validate"), ValidateReport)
@@ -204,18 +195,19 @@ def _attestation(bundle: Path, params: Params, info: dict, base_files: dict[str,
                              "digest": {"sha256": sha256_file(gate.policy_file)}})
     for name, digests_ in suites.items():
         dependencies += descriptors(digests_, f"eval_suites/{name}")
-    return sign_statement(statement(file_digests(bundle, (ATTESTATION,)), params=params.model_dump(mode="json"),
-                                    git_commit=info["git_commit"], dvc_lock_sha256=info["dvc_lock_sha256"],
-                                    dependencies=dependencies, started=started, version=info["version"]), signer)
+    return sign_statement(statement(file_digests(bundle.root, (bundle.attestation.name,)),
+                                    params=params.model_dump(mode="json"), git_commit=info.git_commit,
+                                    dvc_lock_sha256=info.dvc_lock_sha256, dependencies=dependencies, started=started,
+                                    version=info.version), signer)
 
 
-def _override_record(override: str | None) -> dict | None:
+def _override_record(override: str | None) -> Override | None:
     if not (override and override.strip()):
         return None
-    return {"reason": override.strip(), "by": who(), "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    return Override(reason=override.strip(), by=who(), at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
 
-def _require_releasable(gate: GateReport, override: dict | None) -> None:
+def _require_releasable(gate: GateReport, override: Override | None) -> None:
     """The gate passed (or an override is given), and nothing it judged has changed since."""
     if not gate.passed and not override:
         failed = ", ".join(r.id for r in gate.rules if r.severity == "block" and r.status in ("failed", "missing"))
@@ -232,65 +224,64 @@ def _require_releasable(gate: GateReport, override: dict | None) -> None:
         raise MissingInputError(f"{ADAPTER_DIR}: not a standard PEFT adapter: {'; '.join(problems)}")
 
 
-def _serving_record(base_path: Path, bundle: Path, params: Params) -> dict:
+def _serving_record(base_path: Path, bundle: Bundle, params: Params) -> ServingRecord:
     """The adapter as shipped must reproduce the logits recorded when it was evaluated."""
     tolerance = params.release.logit_tolerance
-    diff = logit_parity(base_path, bundle / "adapter", bundle / "eval/serving_probe.safetensors", params.base.dtype,
+    diff = logit_parity(base_path, bundle.adapter, bundle.serving_probe, params.base.dtype,
                         params.base.trust_remote_code)
     if diff > tolerance:
         raise GateFailed(f"release refused: the adapter does not reproduce its evaluated logits "
                          f"(max |diff| {diff:.2e} > {tolerance})")
-    return {**vllm_compatibility(bundle / "adapter"), "logit_max_abs_diff": diff, "logit_tolerance": tolerance,
-            "logits_match": True}
+    return ServingRecord(**vllm_compatibility(bundle.adapter), logit_max_abs_diff=diff, logit_tolerance=tolerance,
+                         logits_match=True)
 
 
-def _release_info(version: str, base: BaseModelReport, gate: GateReport, override: dict | None, serving: dict,
-                  signer=None) -> dict:
+def _release_info(version: str, base: BaseModelReport, gate: GateReport, override: Override | None,
+                  serving: ServingRecord, signer=None) -> ReleaseInfo:
     validate = read_report(report_path("validate"), ValidateReport)
     heldout = read_report(report_path("eval_heldout"), EvalReport)
     primary = heldout.metrics[heldout.primary_metric]
-    return {
-        "version": version,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "base_model": base.model,
-        "base_model_path": base.model_path,
-        "data_sha256": validate.data_sha256,
-        "policy": gate.policy,
-        "gate_passed": gate.passed,
-        "override": override,
-        "git_commit": git_commit(),
-        "dvc_lock_sha256": sha256_file("dvc.lock") if Path("dvc.lock").is_file() else None,
-        "headline": {"metric": heldout.primary_metric, "base": primary.base, "adapter": primary.adapter,
-                     "delta": primary.delta, "ci_low": primary.ci_low, "ci_high": primary.ci_high},
-        "serving": serving,
-        "signed_by": signer.public_key.keyid if signer is not None else None,
-    }
+    return ReleaseInfo(
+        version=version,
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        base_model=base.model,
+        base_model_path=base.model_path,
+        data_sha256=validate.data_sha256,
+        policy=gate.policy,
+        gate_passed=gate.passed,
+        override=override,
+        git_commit=git_commit(),
+        dvc_lock_sha256=sha256_file("dvc.lock") if Path("dvc.lock").is_file() else None,
+        headline=Headline(metric=heldout.primary_metric, base=primary.base, adapter=primary.adapter,
+                          delta=primary.delta, ci_low=primary.ci_low, ci_high=primary.ci_high),
+        serving=serving,
+        signed_by=signer.public_key.keyid if signer is not None else None,
+    )
 
 
-def _fill_bundle(bundle: Path, params: Params, gate: GateReport, override: dict | None, version: str) -> None:
-    shutil.copytree(ADAPTER_DIR, bundle / "adapter")
+def _fill_bundle(bundle: Bundle, params: Params, gate: GateReport, override: Override | None, version: str) -> None:
+    shutil.copytree(ADAPTER_DIR, bundle.adapter)
     for name in BUNDLE_REPORTS:
-        _copy(report_path(name), bundle / "reports" / f"{name}.json")
-    _copy(GATE_MARKDOWN, bundle / "reports" / GATE_MARKDOWN.name)
-    for name in ("validate.html",):
-        _copy(Path("reports") / name, bundle / "reports" / name)
-    shutil.copytree(Path("reports/cost"), bundle / "reports" / "cost")
-    atomic_write_json(bundle / POLICY_FILE, load_policy(gate.policy_file).resolved())
+        _copy(report_path(name), bundle.report(name))
+    _copy(GATE_MARKDOWN, bundle.reports / GATE_MARKDOWN.name)
+    _copy(VALIDATE_HTML, bundle.reports / VALIDATE_HTML.name)
+    shutil.copytree(COST_DIR, bundle.reports / COST_DIR.name)
+    atomic_write_json(bundle.policy, load_policy(gate.policy_file).resolved())
     for item in sorted(EVAL_DIR.glob("*")):
         if item.is_dir():  # e.g. lm-eval's per-sample logs
-            shutil.copytree(item, bundle / "eval" / item.name)
+            shutil.copytree(item, bundle.eval / item.name)
         else:
-            _copy(item, bundle / "eval" / item.name)
+            _copy(item, bundle.eval / item.name)
     if params.data.datasheet:
-        _copy(Path(params.data.datasheet), bundle / "datasheet.yaml")
+        _copy(Path(params.data.datasheet), bundle.datasheet)
     card_md = CARD_MARKDOWN.read_text(encoding="utf-8")
     card_html = CARD_HTML.read_text(encoding="utf-8")
     release_md = render("release_section.md.j2", version=version, gate=gate, override=override)
     release_html = render("release_section.html.j2", version=version, gate=gate, override=override)
-    atomic_write_text(bundle / "model_card" / "README.md", card_md.rstrip("\n") + "\n\n" + release_md)
-    atomic_write_text(bundle / "model_card" / "model_card.html", card_html.replace("</body>", release_html + "</body>"))
+    atomic_write_text(bundle.card(CARD_MARKDOWN.name), card_md.rstrip("\n") + "\n\n" + release_md)
+    atomic_write_text(bundle.card(CARD_HTML.name), card_html.replace("</body>", release_html + "</body>"))
     for document in (TECHDOC_MARKDOWN, TECHDOC_HTML):
-        _copy(document, bundle / "model_card" / document.name)
+        _copy(document, bundle.card(document.name))
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from toolkit.config import Params
-from toolkit.layout import ADAPTER_DIR, REPORTS
+from toolkit.layout import ADAPTER_DIR, report_path
 from toolkit.models import load_with_adapter
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -82,8 +82,10 @@ def run_export(params: Params, out_dir: Path, bundle: Path | None = None) -> tup
     merged into the base it was trained on. Returns (adapter folder, base name, output folder)."""
     from toolkit.reports import BaseModelReport, read_report
 
-    reports = bundle / "reports" if bundle else REPORTS
-    base = read_report(reports / "base.json", BaseModelReport)
-    adapter = bundle / "adapter" if bundle else ADAPTER_DIR
+    from toolkit.registry.bundle import Bundle
+
+    released = Bundle(bundle) if bundle else None
+    base = read_report(released.report("base") if released else report_path("base"), BaseModelReport)
+    adapter = released.adapter if released else ADAPTER_DIR
     out = export_merged(Path(base.model_path), adapter, out_dir, params.base.dtype, params.base.trust_remote_code)
     return adapter, base.model, out

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import yaml
 
-from toolkit.errors import ConfigError, LedgerError
+from toolkit.errors import ConfigError, LedgerError, VerificationFailed
 from toolkit.files import file_digests, sha256_file, sha256_path
 from toolkit.registry import ledger as ledger_mod
-from toolkit.governance.attestation import (ATTESTATION, dependency_digests, envelope_problem, envelope_statement,
-                                            read_envelope, subject_problems)
-from toolkit.governance.bom import BOM_FILE
-from toolkit.governance.release import MANIFEST, POLICY_FILE, RELEASE_INFO, manifest_for
+from toolkit.governance.attestation import (dependency_digests, envelope_problem, envelope_statement, read_envelope,
+                                            subject_problems)
+from toolkit.registry.bundle import (ATTESTATION, BOM_FILE, CARD_HTML, CARD_MARKDOWN, RELEASE_INFO, TECHDOC_MARKDOWN,
+                                     Bundle, LedgerEntry, ReleaseInfo)
 from toolkit.registry.signing import keyring_dir, load_keys
 
 
@@ -53,18 +53,21 @@ def default_ledger(bundle: Path) -> Path:
     return bundle.resolve().parent.parent / "ledger.jsonl"
 
 
-def verify_bundle(bundle: Path, ledger: Path | None = None, trusted_keys: list[Path] | None = None,
+def verify_bundle(bundle_path: Path, ledger: Path | None = None, trusted_keys: list[Path] | None = None,
                   deep: bool = False, base: Path | None = None) -> list[Check]:
-    bundle = Path(bundle)
-    ledger = Path(ledger) if ledger else default_ledger(bundle)
-    if not (bundle / RELEASE_INFO).is_file():
-        return [Check("bundle", False, f"{bundle} has no {RELEASE_INFO}: not a release bundle")]
-    info = json.loads((bundle / RELEASE_INFO).read_text(encoding="utf-8"))
+    bundle = Bundle(bundle_path)
+    ledger = Path(ledger) if ledger else default_ledger(bundle.root)
+    if not bundle.is_bundle():
+        return [Check("bundle", False, f"{bundle.root} has no {RELEASE_INFO}: not a release bundle")]
+    try:
+        info = bundle.info()
+    except (ValueError, VerificationFailed) as exc:
+        return [Check("bundle", False, f"{RELEASE_INFO} is not a release record: {exc}")]
     try:
         entries = ledger_mod.read_entries(ledger) if ledger.is_file() else []
     except LedgerError:
         entries = []          # a damaged ledger: the chain check below says where, and verify fails
-    entry = next((e for e in entries if e.get("version") == info.get("version")), None)
+    entry = _entry_of(entries, info.version, ledger)
     keys = load_keys(trusted_keys) if trusted_keys else None
     return [
         _check_manifest(bundle),
@@ -80,6 +83,18 @@ def verify_bundle(bundle: Path, ledger: Path | None = None, trusted_keys: list[P
     ]
 
 
+def _entry_of(entries: list[dict], version: str, ledger: Path) -> LedgerEntry | None:
+    """The typed ledger entry of `version`; None when there is none or it is malformed (an edited entry:
+    the chain check says which)."""
+    for number, raw in enumerate(entries, start=1):
+        if raw.get("version") == version:
+            try:
+                return LedgerEntry.parse(raw, ledger, number)
+            except LedgerError:
+                return None
+    return None
+
+
 def _guard(name: str, func) -> Check:
     try:
         return func()
@@ -87,13 +102,13 @@ def _guard(name: str, func) -> Check:
         return Check(name, False, f"could not check: {type(exc).__name__}: {exc}")
 
 
-def _check_manifest(bundle: Path) -> Check:
+def _check_manifest(bundle: Bundle) -> Check:
     def run() -> Check:
-        listed = json.loads((bundle / MANIFEST).read_text(encoding="utf-8"))["files"]
-        actual = manifest_for(bundle)["files"]
+        listed = json.loads(bundle.manifest.read_text(encoding="utf-8"))["files"]
+        actual = bundle.manifest_files()
         changed = sorted(p for p in listed if p in actual and actual[p] != listed[p])
         missing = sorted(set(listed) - set(actual))
-        extra = sorted(set(actual) - set(listed))   # manifest_for leaves out the manifest and the attestation
+        extra = sorted(set(actual) - set(listed))   # manifest_files leaves out the manifest and the attestation
         problems = [f"{label}: {', '.join(items[:5])}" for label, items in
                     (("changed", changed), ("missing", missing), ("not in manifest", extra)) if items]
         return Check("manifest", not problems, "; ".join(problems) or f"{len(listed)} files match their SHA-256")
@@ -107,28 +122,27 @@ def _check_chain(ledger: Path) -> Check:
     return Check("ledger chain", True, f"{len(ledger_mod.read_entries(ledger))} entries, chain intact from the first")
 
 
-def _check_entry(bundle: Path, info: dict, entry: dict | None) -> Check:
+def _check_entry(bundle: Bundle, info: ReleaseInfo, entry: LedgerEntry | None) -> Check:
     if entry is None:
-        return Check("ledger entry", False, f"the ledger has no entry for version {info.get('version')}")
-    manifest_hash = sha256_file(bundle / MANIFEST) if (bundle / MANIFEST).is_file() else None
-    if entry.get("manifest_sha256") != manifest_hash:
+        return Check("ledger entry", False, f"the ledger has no (well-formed) entry for version {info.version}")
+    manifest_hash = sha256_file(bundle.manifest) if bundle.manifest.is_file() else None
+    if entry.manifest_sha256 != manifest_hash:
         return Check("ledger entry", False, "the manifest's SHA-256 differs from the one the ledger recorded")
-    named = entry.get("bundle", "")
-    if named and Path(named).name != bundle.resolve().name:
-        return Check("ledger entry", False, f"the ledger records version {entry['version']} in {named}, "
-                                            f"not in {bundle.resolve().name} (bundles swapped or renamed)")
-    return Check("ledger entry", True, f"version {entry['version']} recorded at {entry['time']} with this manifest")
+    here = bundle.root.resolve().name
+    if entry.bundle and Path(entry.bundle).name != here:
+        return Check("ledger entry", False, f"the ledger records version {entry.version} in {entry.bundle}, "
+                                            f"not in {here} (bundles swapped or renamed)")
+    return Check("ledger entry", True, f"version {entry.version} recorded at {entry.time} with this manifest")
 
 
-def _check_gate(bundle: Path, entry: dict | None) -> Check:
+def _check_gate(bundle: Bundle, entry: LedgerEntry | None) -> Check:
     def run() -> Check:
-        gate = json.loads((bundle / "reports/gate.json").read_text(encoding="utf-8"))
-        override = (entry or {}).get("override")
-        if gate.get("passed") is True and (entry or {}).get("gate_passed") is True:
+        gate = bundle.read_report("gate")
+        override = entry.override if entry else None
+        if gate.get("passed") is True and entry is not None and entry.gate_passed:
             return Check("gate", True, f"passed under policy {gate.get('policy')!r}")
-        if override and str(override.get("reason", "")).strip():
-            return Check("gate", True, f"gate failed; override by {override.get('by')} at {override.get('at')}: "
-                                       f"{override['reason']}")
+        if override and override.reason.strip():
+            return Check("gate", True, f"gate failed; override by {override.by} at {override.at}: {override.reason}")
         return Check("gate", False, "the gate did not pass and no override is recorded in the ledger")
     return _guard("gate", run)
 
@@ -139,12 +153,11 @@ def _card_front_matter(text: str) -> dict:
     return yaml.safe_load(text.split("---", 2)[1]) or {}
 
 
-def _check_card_figures(bundle: Path) -> Check:
+def _check_card_figures(bundle: Bundle) -> Check:
     def run() -> Check:
-        card = (bundle / "model_card/README.md").read_text(encoding="utf-8")
-        html = (bundle / "model_card/model_card.html").read_text(encoding="utf-8")
-        heldout = json.loads((bundle / "reports/eval_heldout.json").read_text(encoding="utf-8"))
-        validate = json.loads((bundle / "reports/validate.json").read_text(encoding="utf-8"))
+        card = bundle.card(CARD_MARKDOWN).read_text(encoding="utf-8")
+        html = bundle.card(CARD_HTML).read_text(encoding="utf-8")
+        heldout, validate = bundle.read_report("eval_heldout"), bundle.read_report("validate")
         declared = {m["type"]: m["value"] for result in _card_front_matter(card)["model-index"][0]["results"]
                     if result.get("dataset", {}).get("split") == "heldout" for m in result["metrics"]}
         problems = []
@@ -155,7 +168,7 @@ def _check_card_figures(bundle: Path) -> Check:
             for text, where in ((card, "README.md"), (html, "model_card.html")):
                 if f"{m['adapter']:.4f}" not in text or f"{m['delta']:+.4f}" not in text:
                     problems.append(f"{where} does not show {name} adapter {m['adapter']:.4f} / delta {m['delta']:+.4f}")
-        adapter_hash = sha256_path(bundle / "adapter")
+        adapter_hash = sha256_path(bundle.adapter)
         for label, digest in (("adapter", adapter_hash), ("training data", validate["data_sha256"])):
             if digest not in card:
                 problems.append(f"the card does not state the {label} SHA-256 {digest[:12]}…")
@@ -164,13 +177,13 @@ def _check_card_figures(bundle: Path) -> Check:
     return _guard("card figures", run)
 
 
-def _check_documentation(bundle: Path) -> Check:
+def _check_documentation(bundle: Bundle) -> Check:
     def run() -> Check:
         from toolkit.governance.card import missing_sections
 
-        policy = json.loads((bundle / POLICY_FILE).read_text(encoding="utf-8"))
+        policy = bundle.read_policy()
         required = tuple(policy.get("documentation", {}).get("required_sections", []))
-        documents = (bundle / "model_card/README.md", bundle / "model_card/technical_documentation.md")
+        documents = (bundle.card(CARD_MARKDOWN), bundle.card(TECHDOC_MARKDOWN))
         missing = missing_sections(required, (), None, documents)
         if missing:
             return Check("documentation", False, f"policy {policy['name']!r}: {'; '.join(missing)}")
@@ -178,21 +191,21 @@ def _check_documentation(bundle: Path) -> Check:
     return _guard("documentation", run)
 
 
-def _check_serving(info: dict) -> Check:
-    serving = info.get("serving") or {}
-    if not serving.get("logits_match"):
+def _check_serving(info: ReleaseInfo) -> Check:
+    serving = info.serving
+    if serving is None or not serving.logits_match:
         return Check("serving", False, "the release did not record matching logits for the reloaded adapter")
-    note = "" if serving.get("vllm_compatible") else f" (vLLM: {'; '.join(serving.get('notes', []))})"
-    return Check("serving", True, f"standard PEFT adapter, rank {serving.get('rank')}, reloaded logits within "
-                                  f"{serving.get('logit_tolerance')} (max |diff| {serving.get('logit_max_abs_diff'):.1e}), "
-                                  f"vLLM --max-lora-rank {serving.get('vllm_max_lora_rank')}{note}")
+    note = "" if serving.vllm_compatible else f" (vLLM: {'; '.join(serving.notes)})"
+    return Check("serving", True, f"standard PEFT adapter, rank {serving.rank}, reloaded logits within "
+                                  f"{serving.logit_tolerance} (max |diff| {serving.logit_max_abs_diff:.1e}), "
+                                  f"vLLM --max-lora-rank {serving.vllm_max_lora_rank}{note}")
 
 
-def _check_signature(bundle: Path, info: dict, entry: dict | None, entries: list[dict], keys: dict | None,
-                     ledger: Path) -> Check:
+def _check_signature(bundle: Bundle, info: ReleaseInfo, entry: LedgerEntry | None, entries: list[dict],
+                     keys: dict | None, ledger: Path) -> Check:
     """Trusted keys anchor trust; without them the registry's own keyring is used, which an attacker who
     can rewrite the registry can replace too, so a valid signature then is only a warning."""
-    policy = json.loads((bundle / POLICY_FILE).read_text(encoding="utf-8"))
+    policy = bundle.read_policy()
     required = bool(policy.get("release", {}).get("require_signature"))
     anchored = keys is not None
     if keys is None:
@@ -201,8 +214,8 @@ def _check_signature(bundle: Path, info: dict, entry: dict | None, entries: list
             keys = load_keys([ring]) if ring.is_dir() and any(ring.glob("*.pub")) else {}
         except ConfigError as exc:
             return Check("signature", False, f"the registry's keyring is damaged: {exc}")
-    if not (bundle / ATTESTATION).is_file():
-        if entry is not None and ("signature" in entry or "attestation_sha256" in entry):
+    if not bundle.attestation.is_file():
+        if entry is not None and (entry.signed or entry.attestation_sha256):
             return Check("signature", False, f"the ledger entry is signed but the bundle has no {ATTESTATION} (removed)")
         if anchored:
             return Check("signature", False, f"unsigned bundle (no {ATTESTATION}), but trusted keys were given")
@@ -213,16 +226,16 @@ def _check_signature(bundle: Path, info: dict, entry: dict | None, entries: list
     if not keys:
         return Check("signature", not required, "signed, but there is no public key to check it with; pass "
                                                 "--trusted-key", warning=True)
-    envelope = read_envelope(bundle / ATTESTATION)
+    envelope = read_envelope(bundle.attestation)
     keyid, problem = envelope_problem(envelope, keys)
     if problem:
         return Check("signature", False, problem)
-    problems = subject_problems(envelope_statement(envelope), file_digests(bundle, (ATTESTATION,)))
+    problems = subject_problems(envelope_statement(envelope), file_digests(bundle.root, (ATTESTATION,)))
     if entry is None:
         problems.append("no ledger entry to check")
-    elif entry.get("attestation_sha256") != sha256_file(bundle / ATTESTATION):
+    elif entry.attestation_sha256 != sha256_file(bundle.attestation):
         problems.append("the attestation's SHA-256 differs from the one the ledger entry records")
-    failures, warnings = ledger_mod.signature_problems(entries, keys, info.get("version"))
+    failures, warnings = ledger_mod.signature_problems(entries, keys, info.version)
     problems += [f"ledger {failure}" for failure in failures]
     if problems:
         return Check("signature", False, "; ".join(problems[:4]))
@@ -234,12 +247,11 @@ def _check_signature(bundle: Path, info: dict, entry: dict | None, entries: list
                  warning=not anchored or bool(warnings))
 
 
-def _check_statements(bundle: Path) -> Check:
+def _check_statements(bundle: Bundle) -> Check:
     from toolkit.governance.statements import missing_statements, training_statements
 
-    train = json.loads((bundle / "reports/train.json").read_text(encoding="utf-8"))
-    documents = {name: (bundle / "model_card" / name).read_text(encoding="utf-8")
-                 for name in ("README.md", "technical_documentation.md")}
+    train = bundle.read_report("train")
+    documents = {name: bundle.card(name).read_text(encoding="utf-8") for name in (CARD_MARKDOWN, TECHDOC_MARKDOWN)}
     problems = missing_statements(train, documents)
     if problems:
         return Check("card statements", False, "; ".join(problems[:3]))
@@ -248,32 +260,32 @@ def _check_statements(bundle: Path) -> Check:
                                           f"{stated['Loss computed on']}: as in reports/train.json")
 
 
-def _check_bom(bundle: Path) -> Check:
+def _check_bom(bundle: Bundle) -> Check:
     from toolkit.governance.bom import ADAPTER_REF, validate_bom
 
-    path = bundle / BOM_FILE
+    path = bundle.bom
     if not path.is_file():
         return Check("bill of materials", True, f"no {BOM_FILE} (released before bills of materials)", warning=True)
     document = json.loads(path.read_text(encoding="utf-8"))
     validate_bom(document)
     adapter = next(c for c in document["components"] if c.get("bom-ref") == ADAPTER_REF)
-    digest = sha256_file(bundle / "adapter/adapter_model.safetensors")
+    digest = sha256_file(bundle.adapter_weights)
     if {"alg": "SHA-256", "content": digest} not in adapter.get("hashes", []):
         return Check("bill of materials", False, "the BOM's adapter hash differs from adapter_model.safetensors")
     return Check("bill of materials", True, f"CycloneDX {document['specVersion']} ML-BOM valid, "
                                             f"{len(document['components'])} components, adapter hash matches")
 
 
-def _check_serving_deep(bundle: Path, info: dict, base: Path | None) -> Check:
+def _check_serving_deep(bundle: Bundle, info: ReleaseInfo, base: Path | None) -> Check:
     """Load the bundled adapter onto its base and measure the probe logits again."""
     from toolkit.governance.serving import logit_parity
 
-    base_report = json.loads((bundle / "reports/base.json").read_text(encoding="utf-8"))
+    base_report = bundle.read_report("base")
     base = Path(base) if base else Path(base_report["model_path"])
     if not base.is_dir():
         return Check("serving", False, f"base model folder {base} not found; pass --base PATH")
-    if (bundle / ATTESTATION).is_file():
-        expected = dependency_digests(envelope_statement(read_envelope(bundle / ATTESTATION)), "base")
+    if bundle.attestation.is_file():
+        expected = dependency_digests(envelope_statement(read_envelope(bundle.attestation)), "base")
         actual = file_digests(base)
         wrong = sorted(name for name in expected if actual.get(name) != expected[name])
         if wrong or not expected:
@@ -289,8 +301,8 @@ def _check_serving_deep(bundle: Path, info: dict, base: Path | None) -> Check:
             return Check("serving", False, f"the base at {base} does not match the digest in reports/base.json")
         matched = "base matches reports/base.json"
     dtype = base_report.get("params", {}).get("base", {}).get("dtype", "float32")
-    tolerance = float((info.get("serving") or {}).get("logit_tolerance", 1e-4))
-    diff = logit_parity(base, bundle / "adapter", bundle / "eval/serving_probe.safetensors", dtype)
+    tolerance = info.serving.logit_tolerance if info.serving and info.serving.logit_tolerance is not None else 1e-4
+    diff = logit_parity(base, bundle.adapter, bundle.serving_probe, dtype)
     if diff > tolerance:
         return Check("serving", False, f"measured again: the adapter's logits differ from those recorded at evaluation "
                                        f"by {diff:.2e} (> {tolerance})")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.registry import ledger as ledger_mod
+from toolkit.registry.bundle import LedgerEntry, typed_entries
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class Registry:
 
     def bundle(self, version: str) -> Path:
         return self.releases / f"v{version}"
+
+    def entries(self) -> list[LedgerEntry]:
+        """The ledger's entries, typed (a malformed one is a LedgerError naming its line)."""
+        return typed_entries(ledger_mod.read_entries(self.ledger), self.ledger)
 
     def latest(self) -> Path | None:
         """The last released bundle: what the canary tier compares against."""
