@@ -26,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ADV = "tests/test_adversarial.py"
-SIGNED = "tests/test_signed_release.py"
+SIGNED = "tests/governance/test_signed_release.py"
 
 # (area, case as the issue words it, what it was, the tests that keep it fixed: file::name prefix)
 CASES = [

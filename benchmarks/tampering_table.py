@@ -5,7 +5,7 @@ the time `toolkit verify` takes on a signed bundle.
 
 PATH is a project after a completed `dvc repro` (a copy is used; nothing in it changes). Without
 --project a fresh copy of this repository is made and `dvc repro` runs first (about 7 minutes).
-The attacks are those of tests/test_signed_release.py and tests/test_release.py; the attacker can
+The attacks are those of tests/governance/test_signed_release.py and tests/governance/test_release.py; the attacker can
 write the whole registry (bundles, ledger, keyring) but does not hold the private key.
 """
 

@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import subprocess
@@ -122,3 +123,35 @@ def data_project(in_tmp, tiny_tokenizer):
         return Params.model_validate({"data": {"path": f"data/{name}", "datasheet": "data/d.datasheet.yaml",
                                                "tokenizer": str(tiny_tokenizer), **data}})
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tiny_tokenizer, tmp_path_factory) -> Path:
+    """A 2-layer random Llama with the builtin tokenizer and chat template, saved as safetensors."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny_base")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer)
+    tiny_random_llama(tokenizer, hidden_size=32, max_positions=128).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+JUDGE_KEY = "sk-ant-test-NEVER-WRITE-ME-0123456789"   # a fake key that must never reach any written file
+
+
+@pytest.fixture
+def judge_project(in_tmp, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", JUDGE_KEY)
+    (in_tmp / "eval_suites/judge").mkdir(parents=True)
+    (in_tmp / "eval_suites/judge/rubric.yaml").write_text((REPO / "eval_suites/judge/rubric.yaml").read_text())
+    (in_tmp / "artifacts/eval").mkdir(parents=True)
+
+    from toolkit.config import Params
+
+    def setup(stub, items: list[dict], **judge) -> Params:
+        with open(in_tmp / "artifacts/eval/heldout_items.jsonl", "w") as out:
+            out.writelines(json.dumps(item) + "\n" for item in items)
+        return Params.model_validate({"evaluate": {"judge": {"base_url": stub.url, "max_retries": 2, "timeout_s": 10,
+                                                             "concurrency": 4, **judge}}})
+    return setup

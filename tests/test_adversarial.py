@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from conftest import REPO, run_in
-from test_judge import judge_project  # noqa: F401 (fixture)
 from toolkit.errors import ConfigError, DataError
 
 SEPARATORS = ["\u2028", "\u2029", "\u0085", "\x0b", "\x0c", "\x1c"]
@@ -134,7 +133,7 @@ def test_a_pickled_adapter_is_never_loaded_for_evaluation_release_or_export(tmp_
 
 
 def _tickets(n):
-    from test_validate import ticket
+    from sample_records import ticket
 
     return [json.dumps(ticket(i)) for i in range(n)]
 
@@ -210,7 +209,7 @@ def test_a_dead_judge_endpoint_trips_the_circuit_breaker(judge_project):
     connection failures instead of sending every request through every retry."""
     import socket
 
-    from test_judge import _items
+    from sample_records import judge_items as _items
     from toolkit.errors import ServiceError
     from toolkit.evals.judge import run_judge
 

@@ -291,10 +291,10 @@ def cost_report(params_file: str) -> None:
 
     report = run_cost(load_params(params_file))
     roi, inf = report.roi, report.inference
-    payback = f"{roi['payback_months']:.2f} months" if roi["payback_months"] is not None else "never"
-    click.echo(f"cost: one-off {roi['one_off_cost']:,.2f} {report.currency}; serving {inf['self_hosted_monthly']:,.2f} "
-               f"{report.currency}/month on {inf['instances']} x {inf['device']}; saving vs {roi['compared_with']} "
-               f"{roi['monthly_saving']:,.2f}/month; payback {payback}; report: {report.files['html']}")
+    payback = f"{roi.payback_months:.2f} months" if roi.payback_months is not None else "never"
+    click.echo(f"cost: one-off {roi.one_off_cost:,.2f} {report.currency}; serving {inf.self_hosted_monthly:,.2f} "
+               f"{report.currency}/month on {inf.instances} x {inf.device}; saving vs {roi.compared_with} "
+               f"{roi.monthly_saving:,.2f}/month; payback {payback}; report: {report.files['html']}")
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
 

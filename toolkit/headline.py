@@ -72,9 +72,9 @@ def judge(report) -> dict[str, Any]:
 
 
 def cost(report) -> dict[str, Any]:
-    return {"training_cost": report.training.get("cost"), "training_hours": report.training.get("hours"),
-            "serving_monthly": report.inference.get("self_hosted_monthly"),
-            "payback_months": report.roi.get("payback_months"), "roi": report.roi.get("roi")}
+    return {"training_cost": report.training.cost, "training_hours": report.training.hours,
+            "serving_monthly": report.inference.self_hosted_monthly,
+            "payback_months": report.roi.payback_months, "roi": report.roi.roi}
 
 
 def gate(report) -> dict[str, Any]:

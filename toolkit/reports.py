@@ -280,18 +280,125 @@ class JudgeReport(Report):
     usage: dict[str, Any] = {}
 
 
+# The cost report's sections (toolkit.finops computes them; here so that policy rules can check their fields).
+class MemoryFit(BaseModel):
+    weights_gb: float
+    trainable_parameters: int
+    adapter_and_optimizer_gb: float
+    activations_gb: float
+    logits_gb: float
+    overhead_gb: float
+    total_gb: float
+    gpu_memory_gb: float
+    verdict: str  # fits | tight | does not fit
+    assumptions: str
+
+
+class TrainingEstimate(BaseModel):
+    model: str
+    parameters: float
+    technique: str
+    gpu: str
+    pricing: str
+    tokens_per_epoch: int
+    epochs: float
+    tokens: float
+    flops: float
+    mfu_low: float
+    mfu_point: float
+    mfu_high: float
+    gpu_hours_low: float
+    gpu_hours: float
+    gpu_hours_high: float
+    cost_low: float
+    cost: float
+    cost_high: float
+    energy_kwh: float
+    memory: MemoryFit
+    currency: str
+
+
+class ApiComparison(BaseModel):
+    model: str
+    cost_per_request: float
+    cost_per_mtok: float
+    monthly_cost: float
+    monthly_saving: float           # API cost minus self-hosted cost at the stated volume
+    break_even_requests_per_day: float | None  # None: self-hosting never gets cheaper
+
+
+class InferenceEconomics(BaseModel):
+    device: str
+    pricing: str
+    price_per_hour: float
+    tokens_per_second: float
+    throughput_source: str
+    utilisation: float
+    requests_per_day: float
+    input_tokens_per_request: float
+    output_tokens_per_request: float
+    monthly_tokens: float
+    instances: int
+    self_hosted_monthly: float
+    self_hosted_cost_per_mtok: float  # at full use of the utilisation target
+    self_hosted_cost_per_request: float | None  # at the stated volume (fixed instances spread over it)
+    apis: list[ApiComparison]
+
+
+class Roi(BaseModel):
+    one_off_cost: float
+    compared_with: str
+    monthly_saving: float
+    payback_months: float | None  # None: never (no saving)
+    horizon_months: int
+    net_benefit: float
+    roi: float | None             # net benefit over the horizon / one-off cost (None: nothing was spent)
+    positive: bool
+
+
+class DeviceCost(BaseModel):
+    """What some wall time on a device cost, priced with the catalog (cost None: not in the catalog)."""
+    device: str
+    catalog_entry: str | None
+    hours: float
+    device_hours: float
+    price_per_hour: float | None = None
+    cost: float | None
+    energy_kwh: float | None
+    note: str | None = None
+
+
+class TrainingCost(DeviceCost):
+    tokens: int
+    tokens_per_s: float
+    mfu: float | None = None       # measured by the train stage where a GPU ran (train/metering.py)
+
+
+class EvaluationCost(DeviceCost):
+    judge: str                     # what the judge's tokens were, or why it did not run
+    judge_cost: float
+
+
+class CostBreakdown(BaseModel):
+    data: float
+    training: float
+    evaluation: float
+    engineering: float
+    serving_per_month: float
+
+
 class CostReport(Report):
     stage: str = "cost"
     currency: str
     catalog_date: str
     catalog_files: list[str]
-    estimate: dict[str, Any]      # toolkit.finops.estimate.TrainingEstimate, before training
-    training: dict[str, Any]      # actual: device, hours, cost, energy, tokens, MFU where a GPU ran
-    evaluation: dict[str, Any]    # actual: device hours, judge tokens and cost
-    data: dict[str, Any]          # actual: the validate stage's compute
-    inference: dict[str, Any]     # toolkit.finops.economics.InferenceEconomics
-    roi: dict[str, Any]           # toolkit.finops.economics.Roi
-    breakdown: dict[str, float]   # data, training, evaluation, engineering, serving (per month)
+    estimate: TrainingEstimate    # before training, from the validated data and the base's shape
+    training: TrainingCost        # actual: device, hours, cost, energy, tokens, MFU where a GPU ran
+    evaluation: EvaluationCost    # actual: device hours, judge tokens and cost
+    data: DeviceCost              # actual: the validate stage's compute
+    inference: InferenceEconomics
+    roi: Roi
+    breakdown: CostBreakdown      # one-off parts, and serving per month
     files: dict[str, str]         # html, csv and the plots
     warnings: list[str]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,11 @@ from toolkit.config import Params
 from toolkit.data.formats import Record
 from toolkit.errors import ConfigError, InternalError
 from toolkit.files import parse_yaml
+from toolkit.reports import ExpectationResult
 
 SUITES_DIR = Path("policies/data_suites")
 SUITE_FOR_KIND = {"sft": "chat_sft", "preference": "preference", "kto": "kto"}
+MAX_EXAMPLE_LINES = 10   # failing lines the report lists per expectation
 _PARAM_REF = re.compile(r"^\$\{([a-z_][a-z0-9_.]*)\}$")
 
 
@@ -33,21 +35,18 @@ class ExpectationSpec:
     kwargs: dict
 
 
-@dataclass
-class ExpectationOutcome:
-    id: str
-    type: str
-    description: str
-    field: str
-    success: bool
-    unexpected_count: int
-    failing_lines: list[int] = field(default_factory=list)
+class ExpectationOutcome(ExpectationResult):
+    """An expectation's result as the report shows it (the first failing lines as examples), plus
+    every failing line and the derived column checked, which the report leaves out."""
+    failing_lines: list[int] = []
     column: str = ""     # the derived column checked (max_turn_tokens, empty_turns, ...)
 
-    def as_dict(self, max_examples: int = 10) -> dict:
-        return {"id": self.id, "type": self.type, "description": self.description, "field": self.field,
-                "success": self.success, "unexpected_count": self.unexpected_count,
-                "example_lines": self.failing_lines[:max_examples]}
+    @classmethod
+    def of(cls, spec: ExpectationSpec, success: bool, unexpected_count: int = 0, failing_lines: list[int] = (),
+           column: str = "") -> ExpectationOutcome:
+        return cls(id=spec.id, type=spec.type, description=spec.description, field=spec.field, success=success,
+                   unexpected_count=unexpected_count, example_lines=list(failing_lines[:MAX_EXAMPLE_LINES]),
+                   failing_lines=list(failing_lines), column=column)
 
 
 def suite_path(name_or_path: str) -> Path:
@@ -115,7 +114,7 @@ def derived_columns(records: list[Record], longest_turn_tokens: dict[int, int]):
 def run_suite(records: list[Record], specs: list[ExpectationSpec], suite_name: str,
               longest_turn_tokens: dict[int, int]) -> list[ExpectationOutcome]:
     if not records:
-        return [ExpectationOutcome(s.id, s.type, s.description, s.field, True, 0) for s in specs]
+        return [ExpectationOutcome.of(s, True) for s in specs]
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations import expectations as gxe
@@ -144,7 +143,6 @@ def run_suite(records: list[Record], specs: list[ExpectationSpec], suite_name: s
                                 "say which expectation failed")
         details = item.result or {}
         failing = sorted(int(row["line"]) for row in details.get("unexpected_index_list") or [])
-        outcomes.append(ExpectationOutcome(spec.id, spec.type, spec.description, spec.field, bool(item.success),
-                                           int(details.get("unexpected_count") or 0), failing,
-                                           str(spec.kwargs.get("column", ""))))
+        outcomes.append(ExpectationOutcome.of(spec, bool(item.success), int(details.get("unexpected_count") or 0),
+                                              failing, str(spec.kwargs.get("column", ""))))
     return outcomes

@@ -46,30 +46,7 @@ def run_tier(params: Params, name: str) -> EvalReport:
 
     model, tokenizer = load_adapter_model(params)
     prompts = render_prompts(tokenizer, (item.messages for item in items), (item.tools for item in items))
-    context_limit = getattr(model.config, "max_position_embeddings", None)
-
-    meters: dict[str, dict] = {}
-
-    def run(side: str, side_prompts: list[str]) -> list[str]:
-        meters[side] = {}
-        return generate(model, tokenizer, side_prompts, suite.max_new_tokens, settings.batch_size,
-                        f"{suite.name}: {side}", meters[side])
-
-    outputs: dict[str, list[str]] = {}
-    with adapter_disabled(model):
-        outputs["base"] = run("base", prompts)
-        if settings.prompted_baseline and suite.few_shot:
-            prompted = render_prompts(tokenizer, (with_few_shot(item.messages, suite.few_shot) if item.few_shot
-                                                  else item.messages for item in items), (item.tools for item in items))
-            outputs["prompted"] = run("prompted", prompted)
-    outputs["adapter"] = run("adapter", prompts)
-    meter = meters["adapter"]
-    if previous and not previous.get("skipped_reason"):
-        model.load_adapter(previous["path"], adapter_name=PREVIOUS_ADAPTER_NAME)
-        model.set_adapter(PREVIOUS_ADAPTER_NAME)
-        outputs["previous"] = run("previous release", prompts)
-        model.set_adapter("default")
-        model.delete_adapter(PREVIOUS_ADAPTER_NAME)
+    outputs, meters = _generate_sides(model, tokenizer, suite, items, prompts, settings, previous)
 
     scores = score_items(suite, items, outputs)
     scores.update(preference_scores(model, tokenizer, items, settings.batch_size))   # none for SFT items
@@ -79,19 +56,15 @@ def run_tier(params: Params, name: str) -> EvalReport:
     comparisons = {side: compare(suite, scores, side, settings, params.seed)
                    for side in ("base", "prompted", "previous") if side in outputs}
     primary = scores[suite.primary_metric]
-    regressed = {side: sum(1 for pair in primary if side in pair and pair["adapter"] < pair[side])
-                 for side in ("base", "previous") if side in outputs}
-
     regressed_metrics = [name for name, m in comparisons["base"].items()
                          if (m.ci_low > 0 if name in LOWER_IS_BETTER else m.ci_high < 0)]
-    item_rows = _item_rows(items, outputs, scores)
+
     outs = [EVAL_DIR / f"{suite.name}_items.jsonl", PLOTS / f"{suite.name}_deltas.json"]
-    atomic_write_jsonl(outs[0], item_rows)
+    atomic_write_jsonl(outs[0], _item_rows(items, outputs, scores))
     atomic_write_json(outs[1], _delta_plot_rows(suite.name, comparisons))
     if suite.tier == "heldout":
         outs.append(write_serving_probe(model, tokenizer, prompts[:PROBE_PROMPTS]))
 
-    prompt_lengths = [n for side in ("base", "prompted") if side in meters for n in meters[side]["prompt_lengths"]]
     template_sha256 = sha256_text(tokenizer.chat_template) if tokenizer.chat_template else None
     trained_with = (read_report(report_path("train"), TrainReport).chat_template_sha256
                     if report_path("train").is_file() else None)
@@ -108,27 +81,64 @@ def run_tier(params: Params, name: str) -> EvalReport:
         against_prompted=comparisons.get("prompted"),
         against_previous=comparisons.get("previous"),
         previous=previous,
-        regressed_items=regressed,
+        regressed_items={side: sum(1 for pair in primary if side in pair and pair["adapter"] < pair[side])
+                         for side in ("base", "previous") if side in outputs},
         regressed_metrics=regressed_metrics,
         regressed_metric_count=len(regressed_metrics),
         by_category=_by_category(items, primary, "prompted" in outputs),
         items_file=outs[0].as_posix(),
         chat_template_sha256=template_sha256,
         chat_template_matches_training=template_sha256 == trained_with if trained_with else None,
-        generation={
-            "max_new_tokens": suite.max_new_tokens, "batch_size": settings.batch_size, "decoding": "greedy",
-            "device": device_description(), "few_shot_turns": len(suite.few_shot) if "prompted" in outputs else 0,
-            "max_prompt_tokens": max(prompt_lengths), "context_length": context_limit,
-            "prompts_over_context": sum(1 for n in prompt_lengths if context_limit
-                                        and n + suite.max_new_tokens > context_limit),
-            "adapter_prompt_tokens": meter["prompt_tokens"], "adapter_new_tokens": meter["new_tokens"],
-            "adapter_wall_s": meter["wall_s"],
-            "adapter_tokens_per_s": round((meter["prompt_tokens"] + meter["new_tokens"]) / max(meter["wall_s"], 1e-9), 1),
-            "stage_wall_s": round(time.perf_counter() - started, 2),
-        },
+        generation=_generation_record(suite, settings, meters, getattr(model.config, "max_position_embeddings", None),
+                                      "prompted" in outputs, started),
     )
     write_report(report)
     return report
+
+
+def _generate_sides(model, tokenizer, suite, items, prompts: list[str], settings, previous: dict | None):
+    """Greedy outputs of every side on the same prompts: base (adapter disabled), the base prompted
+    with few-shot turns, the adapter, and the previous release's adapter. Returns (outputs, meters)."""
+    meters: dict[str, dict] = {}
+
+    def run(side: str, side_prompts: list[str]) -> list[str]:
+        meters[side] = {}
+        return generate(model, tokenizer, side_prompts, suite.max_new_tokens, settings.batch_size,
+                        f"{suite.name}: {side}", meters[side])
+
+    outputs: dict[str, list[str]] = {}
+    with adapter_disabled(model):
+        outputs["base"] = run("base", prompts)
+        if settings.prompted_baseline and suite.few_shot:
+            prompted = render_prompts(tokenizer, (with_few_shot(item.messages, suite.few_shot) if item.few_shot
+                                                  else item.messages for item in items), (item.tools for item in items))
+            outputs["prompted"] = run("prompted", prompted)
+    outputs["adapter"] = run("adapter", prompts)
+    if previous and not previous.get("skipped_reason"):
+        model.load_adapter(previous["path"], adapter_name=PREVIOUS_ADAPTER_NAME)
+        model.set_adapter(PREVIOUS_ADAPTER_NAME)
+        outputs["previous"] = run("previous release", prompts)
+        model.set_adapter("default")
+        model.delete_adapter(PREVIOUS_ADAPTER_NAME)
+    return outputs, meters
+
+
+def _generation_record(suite, settings, meters: dict[str, dict], context_limit: int | None, prompted: bool,
+                       started: float) -> dict:
+    """How the outputs were generated, and the adapter's measured throughput (what FinOps prices)."""
+    meter = meters["adapter"]
+    prompt_lengths = [n for side in ("base", "prompted") if side in meters for n in meters[side]["prompt_lengths"]]
+    return {
+        "max_new_tokens": suite.max_new_tokens, "batch_size": settings.batch_size, "decoding": "greedy",
+        "device": device_description(), "few_shot_turns": len(suite.few_shot) if prompted else 0,
+        "max_prompt_tokens": max(prompt_lengths), "context_length": context_limit,
+        "prompts_over_context": sum(1 for n in prompt_lengths if context_limit
+                                    and n + suite.max_new_tokens > context_limit),
+        "adapter_prompt_tokens": meter["prompt_tokens"], "adapter_new_tokens": meter["new_tokens"],
+        "adapter_wall_s": meter["wall_s"],
+        "adapter_tokens_per_s": round((meter["prompt_tokens"] + meter["new_tokens"]) / max(meter["wall_s"], 1e-9), 1),
+        "stage_wall_s": round(time.perf_counter() - started, 2),
+    }
 
 
 def score_items(suite: Suite, items: list[SuiteItem], outputs: dict[str, list[str]]) -> dict[str, list[dict]]:

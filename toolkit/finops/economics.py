@@ -11,39 +11,11 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel
-
 from toolkit.finops.catalog import ApiPrice
+from toolkit.reports import ApiComparison, InferenceEconomics, Roi
 
 HOURS_PER_MONTH = 730.0
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24
-
-
-class ApiComparison(BaseModel):
-    model: str
-    cost_per_request: float
-    cost_per_mtok: float
-    monthly_cost: float
-    monthly_saving: float           # API cost minus self-hosted cost at the stated volume
-    break_even_requests_per_day: float | None  # None: self-hosting never gets cheaper
-
-
-class InferenceEconomics(BaseModel):
-    device: str
-    pricing: str
-    price_per_hour: float
-    tokens_per_second: float
-    throughput_source: str
-    utilisation: float
-    requests_per_day: float
-    input_tokens_per_request: float
-    output_tokens_per_request: float
-    monthly_tokens: float
-    instances: int
-    self_hosted_monthly: float
-    self_hosted_cost_per_mtok: float  # at full use of the utilisation target
-    self_hosted_cost_per_request: float | None  # at the stated volume (fixed instances spread over it)
-    apis: list[ApiComparison]
 
 
 def capacity_requests_per_day(tokens_per_second: float, utilisation: float, tokens_per_request: float) -> float:
@@ -89,17 +61,6 @@ def economics(*, device: str, pricing: str, price_per_hour: float, tokens_per_se
         self_hosted_cost_per_mtok=price_per_hour / (tokens_per_second * utilisation * 3600) * 1e6,
         self_hosted_cost_per_request=monthly / monthly_requests if monthly_requests else None,
         apis=comparisons)
-
-
-class Roi(BaseModel):
-    one_off_cost: float
-    compared_with: str
-    monthly_saving: float
-    payback_months: float | None  # None: never (no saving)
-    horizon_months: int
-    net_benefit: float
-    roi: float | None             # net benefit over the horizon / one-off cost (None: nothing was spent)
-    positive: bool
 
 
 def roi(one_off: float, monthly_saving: float, horizon_months: int, compared_with: str) -> Roi:

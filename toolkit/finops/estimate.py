@@ -9,50 +9,12 @@ gradient checkpointing) + logits + runtime overhead, compared with the GPU's mem
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from toolkit.finops.catalog import Catalog, ModelShape
+from toolkit.reports import MemoryFit, TrainingEstimate
 
 GB = 1e9
 NF4_BYTES_PER_PARAM = 0.5 + 0.127 / 8 * 4  # 4-bit weights + double-quantised block constants (QLoRA paper)
 CUDA_OVERHEAD_GB = 1.0
-
-
-class MemoryFit(BaseModel):
-    weights_gb: float
-    trainable_parameters: int
-    adapter_and_optimizer_gb: float
-    activations_gb: float
-    logits_gb: float
-    overhead_gb: float
-    total_gb: float
-    gpu_memory_gb: float
-    verdict: str  # fits | tight | does not fit
-    assumptions: str
-
-
-class TrainingEstimate(BaseModel):
-    model: str
-    parameters: float
-    technique: str
-    gpu: str
-    pricing: str
-    tokens_per_epoch: int
-    epochs: float
-    tokens: float
-    flops: float
-    mfu_low: float
-    mfu_point: float
-    mfu_high: float
-    gpu_hours_low: float
-    gpu_hours: float
-    gpu_hours_high: float
-    cost_low: float
-    cost: float
-    cost_high: float
-    energy_kwh: float
-    memory: MemoryFit
-    currency: str
 
 
 def estimate_training(catalog: Catalog, *, model: str, shape: ModelShape, technique: str, gpu_name: str,

@@ -23,8 +23,9 @@ from toolkit.finops.catalog import Catalog, load_catalog
 from toolkit.finops.economics import DAYS_PER_MONTH, HOURS_PER_MONTH, economics, roi
 from toolkit.finops.estimate import estimate_training, shape_from_config
 from toolkit.layout import COST_DIR, REPORTS, report_path
-from toolkit.reports import (BaseModelReport, CostReport, EvalReport, JudgeReport, TrainReport, ValidateReport, digests,
-                             read_report, tier_reports, write_report)
+from toolkit.reports import (BaseModelReport, CostBreakdown, CostReport, DeviceCost, EvalReport, EvaluationCost,
+                             InferenceEconomics, JudgeReport, TrainingCost, TrainReport, ValidateReport, digests, read_report, tier_reports,
+                             write_report)
 from toolkit.templating import render
 
 STALE_DAYS = 365
@@ -74,7 +75,8 @@ def run_estimate(params: Params, catalog: Catalog | None = None, tokens_per_epoc
 
 
 def _device_cost(catalog: Catalog, device: str, hours: float, tier: str = "on_demand") -> dict:
-    """Cost of `hours` of wall time on a device described like '2x NVIDIA H100 ...' or 'cpu'."""
+    """Cost of `hours` of wall time on a device described like '2x NVIDIA H100 ...' or 'cpu': the
+    fields of a DeviceCost."""
     found = catalog.gpu_for_device(device)
     if found is None:
         return {"device": device, "catalog_entry": None, "hours": hours, "device_hours": hours, "cost": None,
@@ -94,57 +96,27 @@ def run_cost(params: Params) -> CostReport:
     for name in ("base", "validate", "train", "eval_heldout"):
         if not report_path(name).is_file():
             raise MissingInputError(f"{report_path(name)}: missing; the cost stage runs after {name}")
-    train = read_report(report_path("train"), TrainReport)
     heldout = read_report(report_path("eval_heldout"), EvalReport)
-    validate = read_report(report_path("validate"), ValidateReport)
     estimate = run_estimate(params, catalog)
-
-    # Every device for the whole run, including an interrupted run's time up to its last checkpoint.
-    device_hours = (train.wall_time_s + train.previous_wall_time_s) / 3600 * (train.device_count if train.device_kind == "cuda" else 1)
-    training = _device_cost(catalog, train.device, device_hours)
-    if train.mfu is not None:     # measured by the train stage (one formula: train/metering.py)
-        training["mfu"] = train.mfu
-    training.update(tokens=train.tokens_seen, tokens_per_s=train.tokens_per_s)
-    generation = heldout.generation
     eval_reports = tier_reports()
-    eval_wall_s = sum(report.generation.get("stage_wall_s", 0) for report in eval_reports.values())
-    evaluation = _device_cost(catalog, generation.get("device", train.device), eval_wall_s / 3600)
-    evaluation.update(_judge_cost(catalog))
-    data = _device_cost(catalog, "cpu", sum(validate.timings_s.values()) / 3600)
-
-    inference_cfg = fin.inference
-    device_name = inference_cfg.device or (catalog.gpu_for_device(generation.get("device", "cpu")) or ("CPU-2vCPU",))[0]
-    serving = catalog.gpu(device_name, "finops.inference.device")
-    if inference_cfg.tokens_per_second:
-        tps, source = inference_cfg.tokens_per_second, "assumed (params.yaml finops.inference.tokens_per_second)"
-    elif generation.get("adapter_tokens_per_s"):
-        tps = generation["adapter_tokens_per_s"]
-        source = (f"measured: held-out tier, adapter, batch {generation['batch_size']}, on {generation.get('device')}")
-    else:
-        raise ConfigError("no measured throughput in reports/eval_heldout.json; set finops.inference.tokens_per_second",
-                          file="params.yaml", key="finops.inference.tokens_per_second")
-    apis = {name: catalog.api(name, "finops.inference.compare_with") for name in inference_cfg.compare_with}
-    inference = economics(
-        device=device_name, pricing=inference_cfg.pricing, price_per_hour=serving.typical_hourly(inference_cfg.pricing),
-        tokens_per_second=tps, throughput_source=source, utilisation=inference_cfg.utilisation,
-        requests_per_day=inference_cfg.requests_per_day, input_tokens=inference_cfg.input_tokens_per_request,
-        output_tokens=inference_cfg.output_tokens_per_request, apis=apis)
+    training, evaluation, data = _actual_costs(catalog, heldout, eval_reports)
+    inference = _inference(params, catalog, heldout)
 
     engineering = fin.engineering_hours * catalog.engineering.per_hour
-    one_off = (training["cost"] or 0) + (evaluation["cost"] or 0) + evaluation["judge_cost"] + (data["cost"] or 0) + engineering
+    breakdown = CostBreakdown(data=data.cost or 0.0, training=training.cost or 0.0,
+                              evaluation=(evaluation.cost or 0.0) + evaluation.judge_cost, engineering=engineering,
+                              serving_per_month=inference.self_hosted_monthly)
+    one_off = (training.cost or 0) + (evaluation.cost or 0) + evaluation.judge_cost + (data.cost or 0) + engineering
     primary = inference.apis[0] if inference.apis else None
     payback = roi(one_off, primary.monthly_saving if primary else 0.0, fin.horizon_months, primary.model if primary else "-")
-    breakdown = {"data": data["cost"] or 0.0, "training": training["cost"] or 0.0,
-                 "evaluation": (evaluation["cost"] or 0.0) + evaluation["judge_cost"], "engineering": engineering,
-                 "serving_per_month": inference.self_hosted_monthly}
 
     COST_DIR.mkdir(parents=True, exist_ok=True)
     files = {
         "volume_plot": plots.cost_vs_volume(inference, COST_DIR / "cost_vs_volume.png"),
-        "breakdown_plot": plots.breakdown(breakdown, catalog.currency, COST_DIR / "breakdown.png"),
+        "breakdown_plot": plots.breakdown(breakdown.model_dump(), catalog.currency, COST_DIR / "breakdown.png"),
         "eval_plot": plots.eval_deltas(eval_reports, COST_DIR / "eval_deltas.png"),
     }
-    warnings = _stale_prices(catalog, [estimate.gpu, device_name, training.get("catalog_entry")], inference_cfg.compare_with)
+    warnings = _stale_prices(catalog, [estimate.gpu, inference.device, training.catalog_entry], fin.inference.compare_with)
     if estimate.memory.verdict != "fits":
         warnings.append(f"the estimate's memory ({estimate.memory.total_gb} GB) {estimate.memory.verdict} on {estimate.gpu}")
     report = CostReport(
@@ -153,8 +125,8 @@ def run_cost(params: Params) -> CostReport:
                        + [report_path(n) for n in eval_reports]
                        + [Path(p) for p in _catalog_files(fin.catalog)]),
         currency=catalog.currency, catalog_date=str(catalog.catalog_date), catalog_files=_catalog_files(fin.catalog),
-        estimate=estimate.model_dump(), training=training, evaluation=evaluation, data=data,
-        inference=inference.model_dump(), roi=payback.model_dump(), breakdown=breakdown,
+        estimate=estimate, training=training, evaluation=evaluation, data=data, inference=inference, roi=payback,
+        breakdown=breakdown,
         files={**files, "html": (COST_DIR / "index.html").as_posix(), "csv": (COST_DIR / "cost.csv").as_posix()},
         warnings=warnings,
     )
@@ -165,6 +137,44 @@ def run_cost(params: Params) -> CostReport:
     report.outputs = digests([COST_DIR])
     write_report(report)
     return report
+
+
+def _actual_costs(catalog: Catalog, heldout: EvalReport, eval_reports: dict) -> tuple[TrainingCost, EvaluationCost, DeviceCost]:
+    """What this run's training, evaluation and data validation cost, from the time their reports recorded."""
+    train = read_report(report_path("train"), TrainReport)
+    validate = read_report(report_path("validate"), ValidateReport)
+    # Every device for the whole run, including an interrupted run's time up to its last checkpoint.
+    device_hours = (train.wall_time_s + train.previous_wall_time_s) / 3600 * (train.device_count if train.device_kind == "cuda" else 1)
+    # MFU as the train stage measured it (one formula: train/metering.py).
+    training = TrainingCost(**_device_cost(catalog, train.device, device_hours), mfu=train.mfu,
+                            tokens=train.tokens_seen, tokens_per_s=train.tokens_per_s)
+    eval_wall_s = sum(report.generation.get("stage_wall_s", 0) for report in eval_reports.values())
+    evaluation = EvaluationCost(**_device_cost(catalog, heldout.generation.get("device", train.device), eval_wall_s / 3600),
+                                **_judge_cost(catalog))
+    data = DeviceCost(**_device_cost(catalog, "cpu", sum(validate.timings_s.values()) / 3600))
+    return training, evaluation, data
+
+
+def _inference(params: Params, catalog: Catalog, heldout: EvalReport) -> InferenceEconomics:
+    """Serving the adapter self-hosted against the API models, at the throughput the held-out tier
+    measured (or the one params.yaml assumes)."""
+    cfg, generation = params.finops.inference, heldout.generation
+    device_name = cfg.device or (catalog.gpu_for_device(generation.get("device", "cpu")) or ("CPU-2vCPU",))[0]
+    serving = catalog.gpu(device_name, "finops.inference.device")
+    if cfg.tokens_per_second:
+        tps, source = cfg.tokens_per_second, "assumed (params.yaml finops.inference.tokens_per_second)"
+    elif generation.get("adapter_tokens_per_s"):
+        tps = generation["adapter_tokens_per_s"]
+        source = (f"measured: held-out tier, adapter, batch {generation['batch_size']}, on {generation.get('device')}")
+    else:
+        raise ConfigError("no measured throughput in reports/eval_heldout.json; set finops.inference.tokens_per_second",
+                          file="params.yaml", key="finops.inference.tokens_per_second")
+    apis = {name: catalog.api(name, "finops.inference.compare_with") for name in cfg.compare_with}
+    return economics(
+        device=device_name, pricing=cfg.pricing, price_per_hour=serving.typical_hourly(cfg.pricing),
+        tokens_per_second=tps, throughput_source=source, utilisation=cfg.utilisation,
+        requests_per_day=cfg.requests_per_day, input_tokens=cfg.input_tokens_per_request,
+        output_tokens=cfg.output_tokens_per_request, apis=apis)
 
 
 def _judge_cost(catalog: Catalog) -> dict:
@@ -215,22 +225,22 @@ def _csv(report: CostReport, catalog: Catalog) -> str:
     writer.writerow(["category", "item", "quantity", "unit", "unit_price", "cost", "currency", "source"])
     cur = report.currency
     for name, part in (("data", report.data), ("training", report.training), ("evaluation", report.evaluation)):
-        writer.writerow([name, f"compute on {part['device']}", round(part["device_hours"], 6), "device-hours",
-                         part.get("price_per_hour"), _round(part["cost"]), cur,
+        writer.writerow([name, f"compute on {part.device}", round(part.device_hours, 6), "device-hours",
+                         part.price_per_hour, _round(part.cost), cur,
                          f"reports/{'validate' if name == 'data' else 'train' if name == 'training' else 'eval_*'}.json; catalog {report.catalog_date}"])
     writer.writerow(["engineering", "engineering time", report.params["finops"]["engineering_hours"], "hours",
-                     catalog.engineering.per_hour, _round(report.breakdown["engineering"]), cur, catalog.engineering.source])
+                     catalog.engineering.per_hour, _round(report.breakdown.engineering), cur, catalog.engineering.source])
     est = report.estimate
-    writer.writerow(["estimate", f"{est['technique']} on {est['gpu']} ({est['model']})", round(est["gpu_hours"], 4),
-                     "GPU-hours", None, _round(est["cost"]), cur,
-                     f"6 x {est['parameters']:.3g} params x {est['tokens']:.3g} tokens / (peak x MFU {est['mfu_point']})"])
+    writer.writerow(["estimate", f"{est.technique} on {est.gpu} ({est.model})", round(est.gpu_hours, 4),
+                     "GPU-hours", None, _round(est.cost), cur,
+                     f"6 x {est.parameters:.3g} params x {est.tokens:.3g} tokens / (peak x MFU {est.mfu_point})"])
     inf = report.inference
-    writer.writerow(["serving", f"{inf['instances']} x {inf['device']} always on", inf["instances"] * HOURS_PER_MONTH, "device-hours/month",
-                     inf["price_per_hour"], _round(inf["self_hosted_monthly"]), cur, inf["throughput_source"]])
-    for api in inf["apis"]:
-        writer.writerow(["api", f"{api['model']} at {inf['requests_per_day']:g} requests/day", inf["requests_per_day"] * DAYS_PER_MONTH,
-                         "requests/month", _round(api["cost_per_request"], 6), _round(api["monthly_cost"]), cur,
-                         f"{catalog.apis[api['model']].source} ({catalog.apis[api['model']].date})"])
+    writer.writerow(["serving", f"{inf.instances} x {inf.device} always on", inf.instances * HOURS_PER_MONTH, "device-hours/month",
+                     inf.price_per_hour, _round(inf.self_hosted_monthly), cur, inf.throughput_source])
+    for api in inf.apis:
+        writer.writerow(["api", f"{api.model} at {inf.requests_per_day:g} requests/day", inf.requests_per_day * DAYS_PER_MONTH,
+                         "requests/month", _round(api.cost_per_request, 6), _round(api.monthly_cost), cur,
+                         f"{catalog.apis[api.model].source} ({catalog.apis[api.model].date})"])
     return out.getvalue()
 
 

@@ -15,7 +15,11 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
 
 from toolkit import headline
 from toolkit.config import Params
@@ -24,10 +28,8 @@ from toolkit.files import atomic_write_json, read_jsonl, remove_outputs, sha256_
 from toolkit.layout import ADAPTER_DIR, SPLIT_FILES, report_path
 from toolkit.reports import BaseModelReport, TrainReport, digests, read_report, write_report
 from toolkit.train.adapters import lora_config, optimizer_name, quantization_config, record_base, require_hardware
-from transformers import TrainerCallback
-
 from toolkit.train.callbacks import DivergenceGuard, LogLastStep, LossCurves, peak_memory_gb
-from toolkit.train.metering import devices, model_flops_utilisation
+from toolkit.train.metering import Devices, devices, model_flops_utilisation
 from toolkit.train.objectives import DATA_KIND, KIND_WORDS, data_kind, loss_on, objective
 
 CHECKPOINT_ROOT = Path(".cache/train")
@@ -62,10 +64,55 @@ def train_adapter(params: Params):
     torch.manual_seed(params.seed)
     model, tokenizer, peft_config = _model(params)
     used = devices()
-    on_gpu = used.kind == "cuda"
     chosen = objective(cfg)
     has_validation = bool(validation_rows)
-    args = chosen.config_cls(
+    guard = DivergenceGuard(cfg.divergence_spike_factor)
+    meter = _WallMeter(run_dir, previous_wall)
+    callbacks: list[TrainerCallback] = [guard, meter, LossCurves(LIVE_DIR, resume_step=_step_of(resume_from)), LogLastStep()]
+    if has_validation and cfg.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    trainer = chosen.trainer_cls(
+        model=model, args=_training_args(params, chosen, run_dir, has_validation, used.kind == "cuda"),
+        processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
+        train_dataset=_dataset(train_rows),
+        eval_dataset=_dataset(validation_rows) if has_validation else None,
+    )
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    wall = time.perf_counter() - started
+    main_process = trainer.is_world_process_zero()
+    if guard.reason:
+        if main_process:
+            _write_diverged(params, guard, trainer)
+        raise TrainingDiverged(f"training stopped: {guard.reason}; no adapter was written "
+                               f"(see {DIVERGED_REPORT}). Lower train.learning_rate or check the data.")
+    trainer.accelerator.wait_for_everyone()
+    if not main_process:
+        return None, None   # the main process writes the adapter and the report
+
+    peft_model = trainer.accelerator.unwrap_model(trainer.model)
+    # A DPO/KTO run on a pre-trained adapter carries a frozen "ref" copy: only the trained one ships.
+    peft_model.save_pretrained(ADAPTER_DIR, safe_serialization=True, selected_adapters=["default"])
+    tokenizer.save_pretrained(ADAPTER_DIR)
+    record_base(ADAPTER_DIR, base_report, params.base.model)
+    report = _report(params, FinishedRun(trainer, result, wall, meter, resume_from, used, base_report,
+                                         len(train_rows), len(validation_rows), tokenizer))
+    write_report(report)
+    shutil.rmtree(run_dir, ignore_errors=True)   # finished: a re-run starts afresh
+    return report, peft_model
+
+
+def _step_of(checkpoint: Path | None) -> int | None:
+    return int(checkpoint.name.split("-")[-1]) if checkpoint else None
+
+
+def _training_args(params: Params, chosen, run_dir: Path, has_validation: bool, on_gpu: bool):
+    """The objective's TRL config: the recipe from params.yaml, checkpoints for resume and the best
+    model, and the device's precision."""
+    import torch
+
+    cfg = params.train
+    return chosen.config_cls(
         output_dir=str(run_dir),
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
@@ -97,39 +144,6 @@ def train_adapter(params: Params):
         disable_tqdm=None,
         **chosen.extra_config,
     )
-    guard = DivergenceGuard(cfg.divergence_spike_factor)
-    meter = _WallMeter(run_dir, previous_wall)
-    callbacks: list[TrainerCallback] = [guard, meter, LossCurves(LIVE_DIR, resume_step=int(resume_from.name.split("-")[-1]) if resume_from else None), LogLastStep()]
-    if has_validation and cfg.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    trainer = chosen.trainer_cls(
-        model=model, args=args, processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
-        train_dataset=_dataset(train_rows),
-        eval_dataset=_dataset(validation_rows) if has_validation else None,
-    )
-    started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    wall = time.perf_counter() - started
-    main_process = trainer.is_world_process_zero()
-    if guard.reason:
-        if main_process:
-            _write_diverged(params, guard, trainer)
-        raise TrainingDiverged(f"training stopped: {guard.reason}; no adapter was written "
-                               f"(see {DIVERGED_REPORT}). Lower train.learning_rate or check the data.")
-    trainer.accelerator.wait_for_everyone()
-    if not main_process:
-        return None, None   # the main process writes the adapter and the report
-
-    peft_model = trainer.accelerator.unwrap_model(trainer.model)
-    # A DPO/KTO run on a pre-trained adapter carries a frozen "ref" copy: only the trained one ships.
-    peft_model.save_pretrained(ADAPTER_DIR, safe_serialization=True, selected_adapters=["default"])
-    tokenizer.save_pretrained(ADAPTER_DIR)
-    record_base(ADAPTER_DIR, base_report, params.base.model)
-    report = _report(params, cfg, trainer, result, wall, meter, resume_from, used, base_report,
-                     len(train_rows), len(validation_rows), tokenizer)
-    write_report(report)
-    shutil.rmtree(run_dir, ignore_errors=True)   # finished: a re-run starts afresh
-    return report, peft_model
 
 
 def _dataset(rows: list[dict]):
@@ -249,8 +263,23 @@ def _write_diverged(params: Params, guard: DivergenceGuard, trainer) -> None:
                                                          for row in losses]})
 
 
-def _report(params, cfg, trainer, result, wall, meter, resume_from, used, base_report,
-            n_train, n_validation, tokenizer) -> TrainReport:
+@dataclass(frozen=True)
+class FinishedRun:
+    """What a finished training run leaves for its report."""
+    trainer: Any
+    result: Any              # transformers' TrainOutput
+    wall_s: float            # this process's training time (a resumed run's earlier time is in the meter)
+    meter: _WallMeter
+    resume_from: Path | None
+    used: Devices
+    base_report: BaseModelReport
+    train_records: int
+    validation_records: int
+    tokenizer: Any
+
+
+def _report(params: Params, run: FinishedRun) -> TrainReport:
+    cfg, trainer, result, wall, meter, used = params.train, run.trainer, run.result, run.wall_s, run.meter, run.used
     peft_model = trainer.accelerator.unwrap_model(trainer.model)
     trainable = sum(p.numel() for n, p in peft_model.named_parameters() if p.requires_grad)
     total = sum(p.numel() for n, p in peft_model.named_parameters() if ".ref." not in n)
@@ -265,8 +294,9 @@ def _report(params, cfg, trainer, result, wall, meter, resume_from, used, base_r
     best = trainer.state.best_model_checkpoint
     finals = {k: v for k, v in (evals[-1] if evals else {}).items() if k.startswith("eval_") and "runtime" not in k
               and "per_second" not in k}
-    previous_wall = meter.previous if resume_from else 0.0
+    previous_wall = meter.previous if run.resume_from else 0.0
     gpu_count = used.count if used.kind == "cuda" else 0
+    tokenizer, base_report, n_train, n_validation = run.tokenizer, run.base_report, run.train_records, run.validation_records
     return TrainReport(
         params={"train": params.section("train"), "seed": params.seed},
         inputs=digests([SPLIT_FILES["train"], SPLIT_FILES["validation"], report_path("base")]

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from toolkit.cli import cli
 from toolkit.data.synth import CATEGORIES, PRIORITIES, PRODUCTS, pretraining_corpus, support_ticket_records
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_same_seed_same_records_other_seed_other_records():
@@ -45,7 +45,7 @@ def test_mmlu_probe_is_reproduced_in_mmlu_layout_and_shares_no_passage_with_the_
     from toolkit.data.decontamination import OverlapChecker, evaluation_files_words
     from toolkit.data.records import load_records
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     result = CliRunner().invoke(cli, ["data", "synth-mmlu", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     for shipped in sorted((repo / "eval_suites/mmlu_local/data").glob("*.jsonl")):

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from sample_records import PRODUCTS, ticket
 from toolkit.cli import cli
 from toolkit.data.splits import assign_split
 from toolkit.data.validate import run_validate
@@ -14,15 +15,6 @@ from toolkit.errors import DataError
 from toolkit.files import read_jsonl, sha256_file
 
 QUIET = {"progress": lambda _: None}
-PRODUCTS = ["kettle", "lamp", "router", "speaker", "watch", "camera", "fan", "blender"]
-PROBLEMS = ["stopped working after the update", "arrived with a cracked case", "was charged twice on my card",
-            "never arrived although tracking says delivered", "makes a loud buzzing noise at night"]
-
-
-def ticket(i: int, answer: str | None = None) -> dict:
-    text = f"Ticket {i}: my {PRODUCTS[i % 8]} {PROBLEMS[i % 5]}, reference {i * 7919 % 10007}."
-    return {"messages": [{"role": "user", "content": text},
-                         {"role": "assistant", "content": answer or json.dumps({"product": PRODUCTS[i % 8]})}]}
 
 
 def splits() -> dict[str, list[dict]]:

@@ -118,7 +118,7 @@ def test_unknown_policy_lists_the_known_ones(in_tmp):
 
 
 def test_shipped_default_policy_parses():
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     policy = load_policy(str(root / "policies/default.yaml"))
     assert {r.id for r in policy.rules} >= {"data_validated", "heldout_primary_ci_above_zero"}
 
@@ -146,6 +146,24 @@ def test_rule_fields_are_checked_against_the_report_schema(in_tmp, field, bad_pa
         assert load_policy("p").rules[0].field == field
         return
     with pytest.raises(ConfigError, match=rf"policies/p.yaml:6: rules\[0\] \(improves\).field: .*no '{bad_part}' there"):
+        load_policy("p")
+
+
+@pytest.mark.parametrize("field, bad_part", [
+    ("training.cost", None),
+    ("roi.payback_months", None),
+    ("inference.apis.0.monthly_saving", None),
+    ("roi.payback_monthz", "payback_monthz"),         # the cost report's sections are typed: a typo is caught
+    ("estimate.memory.total_gbs", "total_gbs"),
+    ("breakdown.serving", "serving"),
+])
+def test_cost_rule_fields_are_checked_against_the_cost_report_sections(in_tmp, field, bad_part):
+    rule = RULE.replace("eval_heldout", "cost").replace("metrics.{primary_metric}.ci_low", field)
+    _write(in_tmp, "policies/p.yaml", _policy(rule))
+    if bad_part is None:
+        assert load_policy("p").rules[0].field == field
+        return
+    with pytest.raises(ConfigError, match=rf"rules\[0\] \(improves\).field: .*no '{bad_part}' there"):
         load_policy("p")
 
 
@@ -182,7 +200,7 @@ def test_allow_skipped_must_be_boolean_and_governance_fields_must_exist(in_tmp):
 
 
 def test_shipped_policies_build_on_each_other():
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     default, production, high = (load_policy(str(root / f"policies/{n}.yaml")) for n in ("default", "production", "high-risk"))
     assert set(default.required_sections) < set(production.required_sections) < set(high.required_sections)
     assert set(default.required_governance) < set(production.required_governance) < set(high.required_governance)

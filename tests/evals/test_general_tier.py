@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from toolkit.config import Params
 from toolkit.evals.general import task_files_digest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_editing_a_question_changes_the_cache_key(in_tmp):

@@ -13,90 +13,16 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO, run_in, tiny_random_llama
+from training_runs import kto_rows, make_project, preference_rows, sft_rows, train_in
 from toolkit.config import Params
 from toolkit.errors import ConfigError, TrainingDiverged, UnsupportedHardwareError
-
-TICKETS = [("my router is broken", "technical"), ("I was charged twice", "billing"), ("parcel is late", "shipping"),
-           ("cannot log in", "account"), ("kettle will not start", "technical"), ("refund missing", "billing"),
-           ("box arrived crushed", "shipping"), ("password reset fails", "account")]
-
-
-def _sft_rows(n: int, offset: int = 0) -> list[dict]:
-    rows = []
-    for i in range(n):
-        text, label = TICKETS[(i + offset) % len(TICKETS)]
-        rows.append({"messages": [{"role": "system", "content": "Triage."},
-                                  {"role": "user", "content": f"{text} (#{i + offset})"},
-                                  {"role": "assistant", "content": f'{{"category": "{label}"}}'}]})
-    return rows
-
-
-def _preference_rows(n: int) -> list[dict]:
-    return [{"prompt": r["messages"][:2], "chosen": [r["messages"][2]],
-             "rejected": [{"role": "assistant", "content": "I do not know."}]} for r in _sft_rows(n)]
-
-
-def _kto_rows(n: int) -> list[dict]:
-    rows = []
-    for i, r in enumerate(_sft_rows(n)):
-        good = i % 2 == 0
-        rows.append({"prompt": r["messages"][:2], "completion": [r["messages"][2] if good else
-                     {"role": "assistant", "content": "I do not know."}], "label": good})
-    return rows
-
-
-@pytest.fixture(scope="session")
-def tiny_base(tiny_tokenizer, tmp_path_factory) -> Path:
-    """A 2-layer random Llama with the builtin tokenizer and chat template, saved as safetensors."""
-    from transformers import AutoTokenizer
-
-    folder = tmp_path_factory.mktemp("tiny_base")
-    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer)
-    tiny_random_llama(tokenizer, hidden_size=32, max_positions=128).save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-def make_project(root: Path, tiny_base: Path, rows: list[dict], validation: list[dict] | None = None,
-                 **train) -> Params:
-    """A project with the tiny base resolved by the base stage and the given validated splits."""
-    from toolkit.train.base_stage import run_base
-
-    data = root / "artifacts/data"
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (data / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (validation or [])))
-    settings = {"epochs": 3, "batch_size": 4, "learning_rate": 0.01, "warmup_steps": 0, "max_length": 64,
-                "logging_steps": 1, "checkpoint_steps": 5, "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, **train}
-    raw = {"base": {"model": str(tiny_base)}, "train": settings}
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    params = Params.model_validate(raw)
-    cwd = Path.cwd()
-    os.chdir(root)
-    try:
-        run_base(params, progress=False)
-    finally:
-        os.chdir(cwd)
-    return params
-
-
-def train_in(root: Path, params: Params):
-    from toolkit.train.run import train_adapter
-
-    cwd = Path.cwd()
-    os.chdir(root)
-    try:
-        return train_adapter(params)
-    finally:
-        os.chdir(cwd)
-
 
 def test_sft_reduces_the_loss_and_the_saved_adapter_reloads_to_identical_logits(tmp_path, tiny_base):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    params = make_project(tmp_path, tiny_base, _sft_rows(32), _sft_rows(8, offset=100), epochs=6)
+    params = make_project(tmp_path, tiny_base, sft_rows(32), sft_rows(8, offset=100), epochs=6)
     report, model = train_in(tmp_path, params)
     # A 2-layer, 32-wide random model learns slowly through rank-4 adapters: 6.00 -> about 5.5 in 48 steps.
     assert report.method == "sft" and report.final_loss < report.first_loss - 0.25
@@ -124,7 +50,7 @@ def test_sft_reduces_the_loss_and_the_saved_adapter_reloads_to_identical_logits(
 
 @pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])
 def test_dpo_reduces_the_loss(tmp_path, tiny_base, loss_type):
-    params = make_project(tmp_path, tiny_base, _preference_rows(32), method="dpo", epochs=4,
+    params = make_project(tmp_path, tiny_base, preference_rows(32), method="dpo", epochs=4,
                           preference={"loss_type": loss_type, "beta": 0.1})
     report, _ = train_in(tmp_path, params)
     assert report.method == "dpo" and report.objective["loss_type"] == loss_type
@@ -132,7 +58,7 @@ def test_dpo_reduces_the_loss(tmp_path, tiny_base, loss_type):
     assert (tmp_path / "artifacts/adapter/adapter_model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("method, rows", [("kto", _kto_rows(16)), ("orpo", _preference_rows(16))])
+@pytest.mark.parametrize("method, rows", [("kto", kto_rows(16)), ("orpo", preference_rows(16))])
 def test_kto_and_orpo_complete(tmp_path, tiny_base, method, rows):
     params = make_project(tmp_path, tiny_base, rows, method=method, epochs=1)
     report, _ = train_in(tmp_path, params)
@@ -142,9 +68,9 @@ def test_kto_and_orpo_complete(tmp_path, tiny_base, method, rows):
 
 def test_dpo_continues_an_sft_adapter_and_ships_only_the_trained_copy(tmp_path, tiny_base):
     sft_root, dpo_root = tmp_path / "sft", tmp_path / "dpo"
-    train_in(sft_root, make_project(sft_root, tiny_base, _sft_rows(16), epochs=1))
+    train_in(sft_root, make_project(sft_root, tiny_base, sft_rows(16), epochs=1))
     shutil.copytree(sft_root / "artifacts/adapter", tmp_path / "sft_adapter")
-    params = make_project(dpo_root, tiny_base, _preference_rows(16), method="dpo", epochs=1,
+    params = make_project(dpo_root, tiny_base, preference_rows(16), method="dpo", epochs=1,
                           init_adapter=str(tmp_path / "sft_adapter"))
     report, _ = train_in(dpo_root, params)
     assert report.adapter["init_adapter"] == str(tmp_path / "sft_adapter")
@@ -158,7 +84,7 @@ def test_dora_and_rslora_give_loadable_adapters(tmp_path, tiny_base, adapter, lo
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    params = make_project(tmp_path, tiny_base, _sft_rows(8), adapter=adapter, epochs=1,
+    params = make_project(tmp_path, tiny_base, sft_rows(8), adapter=adapter, epochs=1,
                           lora={"r": 4, "alpha": 8, "dropout": 0.0, **lora})
     train_in(tmp_path, params)
     saved = tmp_path / "artifacts/adapter"
@@ -168,7 +94,7 @@ def test_dora_and_rslora_give_loadable_adapters(tmp_path, tiny_base, adapter, lo
 
 
 def test_qlora_on_cpu_stops_at_once_with_a_clear_message(tmp_path, tiny_base):
-    params = make_project(tmp_path, tiny_base, _sft_rows(8), adapter="qlora")
+    params = make_project(tmp_path, tiny_base, sft_rows(8), adapter="qlora")
     with pytest.raises(UnsupportedHardwareError, match="needs a CUDA GPU") as error:
         train_in(tmp_path, params)
     assert error.value.exit_code == 2 and not (tmp_path / "artifacts/adapter").exists()
@@ -177,14 +103,14 @@ def test_qlora_on_cpu_stops_at_once_with_a_clear_message(tmp_path, tiny_base):
 
 
 def test_method_and_data_must_match(tmp_path, tiny_base):
-    params = make_project(tmp_path, tiny_base, _sft_rows(8), method="dpo")
+    params = make_project(tmp_path, tiny_base, sft_rows(8), method="dpo")
     with pytest.raises(ConfigError, match="train.method dpo needs preference pairs, but the validated data is "
                                           r"conversations \(SFT\); use method sft"):
         train_in(tmp_path, params)
 
 
 def test_a_diverging_run_stops_with_a_report_and_no_adapter(tmp_path, tiny_base):
-    params = make_project(tmp_path, tiny_base, _sft_rows(32), learning_rate=50.0, epochs=3,
+    params = make_project(tmp_path, tiny_base, sft_rows(32), learning_rate=50.0, epochs=3,
                           divergence_spike_factor=2.0)
     with pytest.raises(TrainingDiverged, match="training stopped: the training loss") as error:
         train_in(tmp_path, params)
@@ -197,8 +123,8 @@ def test_a_diverging_run_stops_with_a_report_and_no_adapter(tmp_path, tiny_base)
 def test_early_stopping_releases_the_best_checkpoint(tmp_path, tiny_base):
     # Validation answers contradict the training answers: validation loss rises as training fits.
     contradicting = [{"messages": r["messages"][:2] + [{"role": "assistant", "content": "banana"}]}
-                     for r in _sft_rows(8)]
-    params = make_project(tmp_path, tiny_base, _sft_rows(32), contradicting, epochs=10, checkpoint_steps=4,
+                     for r in sft_rows(8)]
+    params = make_project(tmp_path, tiny_base, sft_rows(32), contradicting, epochs=10, checkpoint_steps=4,
                           early_stopping_patience=1, learning_rate=0.02)
     report, _ = train_in(tmp_path, params)
     assert report.stopped_early and report.optimizer_steps < 80
@@ -211,7 +137,7 @@ def _checkpoints(root: Path) -> list[Path]:
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint_with_the_same_step_count(tmp_path, tiny_base):
-    rows = _sft_rows(48)
+    rows = sft_rows(48)
     reference_root, killed_root = tmp_path / "reference", tmp_path / "killed"
     reference = make_project(reference_root, tiny_base, rows, epochs=8, checkpoint_steps=6)
     expected, _ = train_in(reference_root, reference)
@@ -292,7 +218,7 @@ def test_curves_killed_while_dvclive_wrote_them_are_trimmed_for_the_resumed_run(
 
 
 def test_two_process_data_parallel_run_under_accelerate(tmp_path, tiny_base):
-    make_project(tmp_path, tiny_base, _sft_rows(32), epochs=2)
+    make_project(tmp_path, tiny_base, sft_rows(32), epochs=2)
     # The shipped DDP config; without GPUs its processes train on the CPU over gloo.
     result = run_in(tmp_path, str(BIN / "accelerate"), "launch", "--config_file", str(REPO / "docs/accelerate/ddp.yaml"),
                     "--num_processes", "2", str(BIN / "toolkit"), "train")
@@ -311,7 +237,7 @@ def test_two_process_data_parallel_run_under_accelerate(tmp_path, tiny_base):
 def test_a_run_shorter_than_logging_steps_reports_its_first_and_final_loss(tmp_path, tiny_base):
     """Issue #15: DPO for fewer steps than logging_steps wrote the adapter, then the CLI crashed on a
     None first loss. The first and the last step are always logged."""
-    make_project(tmp_path, tiny_base, _preference_rows(8), method="dpo", epochs=1, logging_steps=10)
+    make_project(tmp_path, tiny_base, preference_rows(8), method="dpo", epochs=1, logging_steps=10)
     result = run_in(tmp_path, "toolkit", "train")
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
     report = json.loads((tmp_path / "reports/train.json").read_text())
@@ -329,7 +255,7 @@ def test_the_adapter_names_its_base_so_it_loads_anywhere(tmp_path, tiny_base, mo
     from toolkit.reports import BaseModelReport
     from toolkit.train.adapters import base_reference
 
-    make_project(tmp_path, tiny_base, _sft_rows(8), epochs=1)
+    make_project(tmp_path, tiny_base, sft_rows(8), epochs=1)
     run_in(tmp_path, "toolkit", "train", check=True)
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(tmp_path / "artifacts/adapter", elsewhere)

@@ -12,7 +12,7 @@ from toolkit.data.validate import run_validate
 from toolkit.errors import DataError
 from toolkit.files import read_jsonl
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SFT_ROWS = [
     {"messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Where is my parcel?"},
                   {"role": "assistant", "content": "It ships tomorrow."}]},

@@ -13,7 +13,7 @@ from toolkit.errors import ConfigError, DataError
 from toolkit.evals.suites import discover_suites, load_suite, parse_suite, with_few_shot
 from toolkit.evals.tiers import compare, score_items
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REF = '{"category": "billing", "priority": "high", "product": "Nimbus Router"}'
 SUITE = """\
 tier: ood

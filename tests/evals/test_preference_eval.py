@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_train import _kto_rows, _preference_rows, make_project, tiny_base, train_in  # noqa: F401 (fixture)
+from training_runs import kto_rows, make_project, preference_rows, train_in
 
 SUITE = """tier: heldout
 items: split:heldout
@@ -44,7 +44,7 @@ def _project(tmp_path, tiny_base, rows, method, primary):
 
 
 def test_dpo_heldout_measures_preference_accuracy_and_margin(tmp_path, tiny_base):
-    params = _project(tmp_path, tiny_base, _preference_rows(16), "dpo", "preference_accuracy")
+    params = _project(tmp_path, tiny_base, preference_rows(16), "dpo", "preference_accuracy")
     report = _tier(tmp_path, params)
     accuracy, margin = report.metrics["preference_accuracy"], report.metrics["logprob_margin"]
     assert report.primary_metric == "preference_accuracy" and accuracy.n == margin.n == 16
@@ -59,7 +59,7 @@ def test_dpo_heldout_measures_preference_accuracy_and_margin(tmp_path, tiny_base
 
 
 def test_kto_heldout_measures_desirable_and_undesirable_likelihoods(tmp_path, tiny_base):
-    params = _project(tmp_path, tiny_base, _kto_rows(16), "kto", "desirable_logprob")
+    params = _project(tmp_path, tiny_base, kto_rows(16), "kto", "desirable_logprob")
     report = _tier(tmp_path, params)
     desirable, undesirable = report.metrics["desirable_logprob"], report.metrics["undesirable_logprob"]
     assert desirable.n == undesirable.n == 8
@@ -70,9 +70,9 @@ def test_kto_heldout_measures_desirable_and_undesirable_likelihoods(tmp_path, ti
 
 
 def test_a_preference_primary_metric_on_sft_items_is_a_clear_error(tmp_path, tiny_base):
-    from test_train import _sft_rows
+    from training_runs import sft_rows
     from toolkit.errors import DataError
 
-    params = _project(tmp_path, tiny_base, _sft_rows(8), "sft", "preference_accuracy")
+    params = _project(tmp_path, tiny_base, sft_rows(8), "sft", "preference_accuracy")
     with pytest.raises(DataError, match="preference metrics need preference or KTO records"):
         _tier(tmp_path, params)

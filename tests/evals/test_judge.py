@@ -6,37 +6,14 @@ from pathlib import Path
 import pytest
 
 from anthropic_stub import AnthropicStub
+from conftest import JUDGE_KEY as KEY
+from sample_records import judge_items as _items
 from toolkit.config import Params
 from toolkit.errors import ConfigError, ServiceError
 from toolkit.evals.judge import cohen_kappa, combine, parse_verdict, run_judge, win_rate
 from toolkit.files import read_jsonl
 
-REPO = Path(__file__).resolve().parents[1]
-KEY = "sk-ant-test-NEVER-WRITE-ME-0123456789"
-
-
-def _items(n: int, adapter="GOOD answer", base="weak answer", special: dict | None = None) -> list[dict]:
-    rows = []
-    for i in range(n):
-        text = (special or {}).get(i, "")
-        rows.append({"index": i, "input": [{"role": "user", "content": f"ticket {i} {text}"}], "reference": "ref",
-                     "base_output": f"{base} {i}", "adapter_output": f"{adapter} {i}"})
-    return rows
-
-
-@pytest.fixture
-def judge_project(in_tmp, monkeypatch):
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-    (in_tmp / "eval_suites/judge").mkdir(parents=True)
-    (in_tmp / "eval_suites/judge/rubric.yaml").write_text((REPO / "eval_suites/judge/rubric.yaml").read_text())
-    (in_tmp / "artifacts/eval").mkdir(parents=True)
-
-    def setup(stub: AnthropicStub, items: list[dict], **judge) -> Params:
-        with open(in_tmp / "artifacts/eval/heldout_items.jsonl", "w") as out:
-            out.writelines(json.dumps(item) + "\n" for item in items)
-        return Params.model_validate({"evaluate": {"judge": {"base_url": stub.url, "max_retries": 2, "timeout_s": 10,
-                                                             "concurrency": 4, **judge}}})
-    return setup
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_verdicts_in_both_orders_and_win_rate(judge_project):

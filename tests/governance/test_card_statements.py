@@ -8,15 +8,15 @@ import shutil
 
 import pytest
 
-from test_train import _kto_rows, _preference_rows, _sft_rows, make_project, tiny_base, train_in  # noqa: F401 (fixture)
+from training_runs import kto_rows, make_project, preference_rows, sft_rows, train_in
 
 CASES = {
-    "sft": dict(rows=_sft_rows(8)),
-    "sft-all-tokens-dora": dict(rows=_sft_rows(8), adapter="dora", assistant_only_loss=False),
-    "dpo-rslora": dict(rows=_preference_rows(8), method="dpo", lora={"r": 4, "alpha": 8, "rslora": True}),
-    "ipo": dict(rows=_preference_rows(8), method="dpo", preference={"loss_type": "ipo"}),
-    "kto": dict(rows=_kto_rows(8), method="kto"),
-    "orpo": dict(rows=_preference_rows(8), method="orpo"),
+    "sft": dict(rows=sft_rows(8)),
+    "sft-all-tokens-dora": dict(rows=sft_rows(8), adapter="dora", assistant_only_loss=False),
+    "dpo-rslora": dict(rows=preference_rows(8), method="dpo", lora={"r": 4, "alpha": 8, "rslora": True}),
+    "ipo": dict(rows=preference_rows(8), method="dpo", preference={"loss_type": "ipo"}),
+    "kto": dict(rows=kto_rows(8), method="kto"),
+    "orpo": dict(rows=preference_rows(8), method="orpo"),
 }
 OBJECTIVE = {"sft": "supervised fine-tuning", "sft-all-tokens-dora": "supervised fine-tuning",
              "dpo-rslora": "Direct Preference Optimization", "ipo": "Identity Preference Optimization",
