@@ -69,3 +69,18 @@ def test_the_what_if_estimate_refuses_half_a_data_size_and_an_unknown_shape(in_t
         stage.run_what_if_estimate(Params(), examples=100)
     with pytest.raises(ConfigError, match="finops.training.model: unknown model shape 'gpt-9'"):
         stage.run_what_if_estimate(Params(), model="gpt-9", examples=100, tokens_per_example=10)
+
+
+def test_a_multi_gpu_run_is_billed_once_per_gpu_as_the_train_report_counts_it(catalog):
+    """The train report's GPU-hours and the cost report's device-hours use one rule (toolkit.usage):
+    two H100s for an hour (half of it before a resume) are two GPU-hours, not four."""
+    from toolkit.usage import device_hours
+
+    train = SimpleNamespace(device="2x NVIDIA H100 80GB HBM3 (79 GiB)", wall_time_s=1800.0, previous_wall_time_s=1800.0,
+                            mfu=0.31, tokens_seen=1_000_000, tokens_per_s=277.8)
+    cost = stage._training_cost(catalog, train)
+    assert cost.hours == 1.0 and cost.device_hours == 2.0
+    assert cost.device_hours == device_hours(train.wall_time_s + train.previous_wall_time_s, train.device)
+    assert cost.cost == pytest.approx(2.0 * catalog.gpus["H100-80GB"].typical_hourly("on_demand"))
+    assert cost.mfu == 0.31
+    assert stage._training_cost(catalog, SimpleNamespace(**{**vars(train), "device": "cpu"})).device_hours == 1.0

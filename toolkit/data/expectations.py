@@ -49,14 +49,14 @@ class ExpectationOutcome(ExpectationResult):
                    failing_lines=list(failing_lines), column=column)
 
 
-def suite_path(name_or_path: str) -> Path:
+def expectation_suite_path(name_or_path: str) -> Path:
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml"):
         return candidate
     return SUITES_DIR / f"{name_or_path}.yaml"
 
 
-def load_suite(path: Path, params: Params) -> list[ExpectationSpec]:
+def load_expectations(path: Path, params: Params) -> list[ExpectationSpec]:
     if not path.is_file():
         raise ConfigError("data expectation suite not found", file=str(path))
     raw = parse_yaml(path) or {}
@@ -111,7 +111,7 @@ def derived_columns(records: list[Record], longest_turn_tokens: dict[int, int]):
     return pd.DataFrame(rows).set_index("line", drop=False)
 
 
-def run_suite(records: list[Record], specs: list[ExpectationSpec], suite_name: str,
+def run_expectations(records: list[Record], specs: list[ExpectationSpec], suite_name: str,
               longest_turn_tokens: dict[int, int]) -> list[ExpectationOutcome]:
     if not records:
         return [ExpectationOutcome.of(s, True) for s in specs]

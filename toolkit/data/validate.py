@@ -25,7 +25,8 @@ from toolkit.data import dedup, injection, pii, tool_calls
 from toolkit.data.balance import class_balance
 from toolkit.data.datasheet import load_datasheet
 from toolkit.data.decontamination import OverlapChecker, evaluation_files_words
-from toolkit.data.expectations import SUITE_FOR_KIND, ExpectationOutcome, load_suite, run_suite, suite_path
+from toolkit.data.expectations import (SUITE_FOR_KIND, ExpectationOutcome, expectation_suite_path, load_expectations,
+                                       run_expectations)
 from toolkit.data.formats import Record, source_field
 from toolkit.data.records import ParsedFile, Problem, load_records
 from toolkit.data.splits import SPLITS, group_splits, groups
@@ -162,8 +163,9 @@ def _screen(parsed: ParsedFile, counts: TokenCounts, params: Params, phases: Pha
     tool_section = _check_tool_calls(parsed.records, path, problems)
 
     phases.start("expectations")
-    suite_file = suite_path(SUITE_FOR_KIND[kind])
-    outcomes = run_suite(parsed.records, load_suite(suite_file, params), SUITE_FOR_KIND[kind], counts.longest_turn)
+    suite_file = expectation_suite_path(SUITE_FOR_KIND[kind])
+    outcomes = run_expectations(parsed.records, load_expectations(suite_file, params), SUITE_FOR_KIND[kind],
+                                counts.longest_turn)
     for outcome in outcomes:
         for line in outcome.failing_lines:
             problems.append(Problem(path, line, _failing_field(by_line[line], outcome, counts),

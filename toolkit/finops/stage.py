@@ -11,7 +11,6 @@ import csv
 import datetime as dt
 import io
 import json
-import re
 from pathlib import Path
 
 from toolkit import headline
@@ -27,6 +26,7 @@ from toolkit.reports import (BaseModelReport, CostBreakdown, CostReport, DeviceC
                              InferenceEconomics, JudgeReport, TrainingCost, TrainReport, ValidateReport, digests, read_report, tier_reports,
                              write_report)
 from toolkit.templating import render
+from toolkit.usage import device_hours
 
 STALE_DAYS = 365
 
@@ -76,17 +76,16 @@ def run_estimate(params: Params, catalog: Catalog | None = None, tokens_per_epoc
 
 def _device_cost(catalog: Catalog, device: str, hours: float, tier: str = "on_demand") -> dict:
     """Cost of `hours` of wall time on a device described like '2x NVIDIA H100 ...' or 'cpu': the
-    fields of a DeviceCost."""
+    fields of a DeviceCost. Every device of the description is billed (toolkit.usage)."""
+    held = device_hours(hours * 3600, device)
     found = catalog.gpu_for_device(device)
     if found is None:
-        return {"device": device, "catalog_entry": None, "hours": hours, "device_hours": hours, "cost": None,
+        return {"device": device, "catalog_entry": None, "hours": hours, "device_hours": held, "cost": None,
                 "energy_kwh": None, "note": "device not in the price catalog"}
     name, gpu = found
-    count = int(match.group(1)) if (match := re.match(r"(\d+)x ", device)) else 1
-    device_hours = hours * count
-    return {"device": device, "catalog_entry": name, "hours": hours, "device_hours": device_hours,
-            "price_per_hour": gpu.typical_hourly(tier), "cost": device_hours * gpu.typical_hourly(tier),
-            "energy_kwh": device_hours * gpu.tdp_watts / 1000}
+    return {"device": device, "catalog_entry": name, "hours": hours, "device_hours": held,
+            "price_per_hour": gpu.typical_hourly(tier), "cost": held * gpu.typical_hourly(tier),
+            "energy_kwh": held * gpu.tdp_watts / 1000}
 
 
 def run_cost(params: Params) -> CostReport:
@@ -143,16 +142,20 @@ def _actual_costs(catalog: Catalog, heldout: EvalReport, eval_reports: dict) -> 
     """What this run's training, evaluation and data validation cost, from the time their reports recorded."""
     train = read_report(report_path("train"), TrainReport)
     validate = read_report(report_path("validate"), ValidateReport)
-    # Every device for the whole run, including an interrupted run's time up to its last checkpoint.
-    device_hours = (train.wall_time_s + train.previous_wall_time_s) / 3600 * (train.device_count if train.device_kind == "cuda" else 1)
-    # MFU as the train stage measured it (one formula: train/metering.py).
-    training = TrainingCost(**_device_cost(catalog, train.device, device_hours), mfu=train.mfu,
-                            tokens=train.tokens_seen, tokens_per_s=train.tokens_per_s)
+    training = _training_cost(catalog, train)
     eval_wall_s = sum(report.generation.get("stage_wall_s", 0) for report in eval_reports.values())
     evaluation = EvaluationCost(**_device_cost(catalog, heldout.generation.get("device", train.device), eval_wall_s / 3600),
                                 **_judge_cost(catalog))
     data = DeviceCost(**_device_cost(catalog, "cpu", sum(validate.timings_s.values()) / 3600))
     return training, evaluation, data
+
+
+def _training_cost(catalog: Catalog, train: TrainReport) -> TrainingCost:
+    """The whole run's wall time, an interrupted run's time up to its last checkpoint included, on every
+    device it held; MFU as the train stage measured it (one formula: train/metering.py)."""
+    wall_hours = (train.wall_time_s + train.previous_wall_time_s) / 3600
+    return TrainingCost(**_device_cost(catalog, train.device, wall_hours), mfu=train.mfu, tokens=train.tokens_seen,
+                        tokens_per_s=train.tokens_per_s)
 
 
 def _inference(params: Params, catalog: Catalog, heldout: EvalReport) -> InferenceEconomics:

@@ -31,6 +31,7 @@ from toolkit.train.adapters import lora_config, optimizer_name, quantization_con
 from toolkit.train.callbacks import DivergenceGuard, LogLastStep, LossCurves, peak_memory_gb
 from toolkit.train.metering import Devices, devices, model_flops_utilisation
 from toolkit.train.objectives import DATA_KIND, KIND_WORDS, data_kind, loss_on, objective
+from toolkit.usage import device_hours
 
 CHECKPOINT_ROOT = Path(".cache/train")
 LIVE_DIR = Path("dvclive/train")
@@ -324,7 +325,7 @@ def _report(params: Params, run: FinishedRun) -> TrainReport:
         device_count=used.count,
         device_memory_gib=used.memory_gib,
         world_size=world_size,
-        gpu_hours=round((wall + previous_wall) * gpu_count / 3600, 4),
+        gpu_hours=round(device_hours(wall + previous_wall, used.describe()), 4) if gpu_count else 0.0,
         peak_memory_gb=peak_memory_gb(),
         mfu=model_flops_utilisation(total, tokens_per_s, used, world_size),
         adapter={"type": cfg.adapter, "r": cfg.lora.r, "alpha": cfg.lora.alpha, "rslora": cfg.lora.rslora,
