@@ -28,6 +28,10 @@ CARD_HTML = "model_card.html"
 TECHDOC_MARKDOWN = "technical_documentation.md"
 
 
+def _inside(*parts: str) -> property:
+    return property(lambda self: self.root.joinpath(*parts), doc="/".join(parts))
+
+
 @dataclass(frozen=True)
 class Bundle:
     root: Path
@@ -35,59 +39,18 @@ class Bundle:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
 
-    @property
-    def version(self) -> str:
-        return self.root.name.removeprefix("v")
-
-    # Folders
-    @property
-    def adapter(self) -> Path:
-        return self.root / "adapter"
-
-    @property
-    def reports(self) -> Path:
-        return self.root / "reports"
-
-    @property
-    def model_card(self) -> Path:
-        return self.root / "model_card"
-
-    @property
-    def eval(self) -> Path:
-        return self.root / "eval"
-
-    # Files
-    @property
-    def manifest(self) -> Path:
-        return self.root / MANIFEST
-
-    @property
-    def release_info(self) -> Path:
-        return self.root / RELEASE_INFO
-
-    @property
-    def policy(self) -> Path:
-        return self.root / POLICY_FILE
-
-    @property
-    def attestation(self) -> Path:
-        return self.root / ATTESTATION
-
-    @property
-    def bom(self) -> Path:
-        return self.root / BOM_FILE
-
-    @property
-    def datasheet(self) -> Path:
-        return self.root / DATASHEET
-
-    @property
-    def adapter_weights(self) -> Path:
-        return self.adapter / "adapter_model.safetensors"
-
-    @property
-    def serving_probe(self) -> Path:
-        return self.eval / "serving_probe.safetensors"
+    adapter = _inside("adapter")
+    reports = _inside("reports")
+    model_card = _inside("model_card")
+    eval = _inside("eval")
+    manifest = _inside(MANIFEST)
+    release_info = _inside(RELEASE_INFO)
+    policy = _inside(POLICY_FILE)
+    attestation = _inside(ATTESTATION)
+    bom = _inside(BOM_FILE)
+    datasheet = _inside(DATASHEET)
+    adapter_weights = _inside("adapter", "adapter_model.safetensors")
+    serving_probe = _inside("eval", "serving_probe.safetensors")
 
     def card(self, name: str = CARD_MARKDOWN) -> Path:
         return self.model_card / name
