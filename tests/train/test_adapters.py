@@ -70,3 +70,22 @@ def test_the_base_reference_names_a_base_that_exists_elsewhere(tmp_path):
     builtin = SimpleNamespace(source="builtin", model="builtin-tiny", model_path=str(tmp_path))
     name, revision = base_reference(builtin, "builtin")
     assert name.startswith("builtin-tiny@sha256:") and len(name.split(":")[-1]) == 64 and revision is None
+
+
+def test_the_adapter_config_is_written_the_same_whatever_the_hash_seed(tmp_path):
+    """PEFT saves target_modules from a set: two identical runs wrote them in different orders, so the
+    adapter folder's SHA-256 (on the card, in the ledger) differed. record_base sorts them."""
+    import json
+    from types import SimpleNamespace
+
+    from toolkit.train.adapters import record_base
+
+    written = []
+    for order in (["v_proj", "q_proj", "down_proj"], ["down_proj", "v_proj", "q_proj"]):
+        folder = tmp_path / "-".join(order)
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text(json.dumps({"target_modules": order, "r": 4}))
+        record_base(folder, SimpleNamespace(source="local", model="m", model_path="/m"), "models/m")
+        written.append((folder / "adapter_config.json").read_bytes())
+    assert written[0] == written[1]
+    assert json.loads(written[0])["target_modules"] == ["down_proj", "q_proj", "v_proj"]

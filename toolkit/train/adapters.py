@@ -69,7 +69,8 @@ def base_reference(base_report, base_model_param: str) -> tuple[str, str | None]
 
 def record_base(adapter_dir, base_report, base_model_param: str) -> None:
     """Rewrite the saved adapter_config.json's base reference (PEFT writes the path it loaded from,
-    e.g. artifacts/base or a cache folder, which means nothing on another machine)."""
+    e.g. artifacts/base or a cache folder, which means nothing on another machine), with its module
+    list in a stable order."""
     import json
     from pathlib import Path
 
@@ -78,4 +79,8 @@ def record_base(adapter_dir, base_report, base_model_param: str) -> None:
     path = Path(adapter_dir) / "adapter_config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"], config["revision"] = base_reference(base_report, base_model_param)
+    # PEFT writes target_modules from a set, in an order that changes with each process's hash seed:
+    # sorted, the same training gives a byte-identical adapter folder (and the same hash on the card).
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
     atomic_write_json(path, config)
