@@ -93,5 +93,5 @@ def test_code_defaults_equal_the_shipped_params_file():
     """A minimal params.yaml must get the same (tuned) embedded default as the shipped one."""
     shipped = load_params(REPO / "params.yaml")
     defaults = Params()
-    for section in ("base", "data", "train", "evaluate", "gate", "release"):
+    for section in ("base", "data", "train", "evaluate", "gate", "release", "monitor"):
         assert getattr(shipped, section) == getattr(defaults, section), section

@@ -12,7 +12,7 @@ import click
 
 from toolkit import __version__
 from toolkit.config import DEFAULT_PARAMS_FILE, load_params
-from toolkit.errors import ToolkitError
+from toolkit.errors import ConfigError, ToolkitError
 
 # Privacy and quiet by default: no usage pings from the libraries we drive.
 for _name, _value in (("HF_HUB_DISABLE_TELEMETRY", "1"), ("GX_ANALYTICS_ENABLED", "false"),
@@ -333,6 +333,45 @@ def card_check(params_file: str, policy_name: str | None) -> None:
     for problem in missing:
         click.echo(f"missing: {problem}")
     raise GateFailed(f"{len(missing)} documentation requirement(s) of policy {policy.name!r} not met")
+
+
+@cli.command()
+@params_option
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--release", default=None, help="The release the logs are of (default: the latest in the registry).")
+@click.option("--since", default=None, metavar="TIME", help="Only records at or after this ISO time or date.")
+@click.option("--until", default=None, metavar="TIME", help="Only records before this ISO time or date.")
+@click.option("--window", type=click.Choice(["day", "week"]), default=None, help="Figures per day or week "
+              "(default: monitor.window).")
+@click.option("--registry", default=None, help="Registry folder (default: release.registry).")
+def monitor(params_file: str, logs: tuple[str, ...], release: str | None, since: str | None, until: str | None,
+            window: str | None, registry: str | None) -> None:
+    """Measure production logs (JSON Lines, gzip, folders; OpenAI-style logs too) against a release:
+    reports/monitor.json and reports/monitor/index.html; exit 1 when a monitoring rule fails."""
+    from toolkit.monitoring.stage import run_monitor
+
+    params = load_params(params_file)
+    if window:
+        params = params.model_copy(update={"monitor": params.monitor.model_copy(update={"window": window})})
+    report = run_monitor(params, list(logs), release=release, since=_when(since, "--since"),
+                         until=_when(until, "--until"), registry_root=registry,
+                         progress=lambda line: click.echo(line, err=True))
+    for line in report.warnings:
+        click.echo(f"warning: {line}", err=True)
+    click.secho(f"monitoring passed for release {report.release}: {report.records_used} record(s), "
+                f"{len(report.windows)} {report.window}(s); report: {report.html_report}", fg="green")
+
+
+def _when(value: str | None, option: str):
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"not an ISO time or date: {value!r}", key=option) from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
 @cli.command()

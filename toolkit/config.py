@@ -268,6 +268,26 @@ class ReleaseParams(StrictModel):
     hub: HubParams = HubParams()
 
 
+class MonitorParams(StrictModel):
+    """The monitoring policy of `toolkit monitor` (docs/monitoring.md): what production logs must show."""
+
+    window: Literal["day", "week"] = Field("day", description="the period each figure is computed over")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    min_records: int = Field(30, ge=1, description="a window with fewer records is reported but never judged")
+    max_bad_fraction: float = Field(0.05, ge=0, le=1, description="more unreadable log records than this: exit 2")
+    metric_drop: float = Field(0.05, ge=0, le=1, description="a metric significantly below its release value by "
+                                                               "at least this much fails")
+    feedback_thresholds: dict[str, float] = Field(
+        {"rerouted": 0.10, "negative": 0.20},
+        description="a feedback rate significantly above its threshold fails (negative: rating 1-2 of 5, or "
+                    "thumbs down)")
+    drift_p_value: float = Field(0.01, gt=0, lt=1, description="input length: a two-sample KS test below this p fails")
+    rate_increase: float = Field(0.05, ge=0, le=1, description="PII or prompt-injection share significantly above "
+                                                                 "the training data's by at least this much fails")
+    max_cost_overrun: float = Field(0.25, ge=0, description="serving cost per day above the cost report's estimate "
+                                                              "by more than this share: a warning")
+
+
 class GovernanceParams(StrictModel):
     """What the toolkit cannot measure: it comes from the people responsible for the release."""
 
@@ -303,6 +323,7 @@ class Params(StrictModel):
     gate: GateParams = GateParams()
     release: ReleaseParams = ReleaseParams()
     governance: GovernanceParams = GovernanceParams()
+    monitor: MonitorParams = MonitorParams()
 
     def section(self, name: str) -> dict[str, Any]:
         return getattr(self, name).model_dump(mode="json")

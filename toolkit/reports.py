@@ -477,3 +477,42 @@ def tier_reports(reports_dir: Path | None = None) -> dict[str, EvalReport]:
     folder = reports_dir or REPORTS
     return {path.stem: read_report(path, EvalReport) for path in sorted(folder.glob("eval_*.json"))
             if path.stem != "eval_judge"}
+
+
+class MonitorFigure(BaseModel):
+    """One figure of one window: a suite metric, a feedback rate, an input drift test or a serving figure."""
+    kind: str                      # metric | feedback | drift | serving
+    name: str
+    window: str                    # a day (YYYY-MM-DD), an ISO week (YYYY-Www), or "all"
+    n: int
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    reference: float | None = None # the release-time value, the policy's threshold, or the training data's value
+    p_value: float | None = None
+    status: str                    # ok | failed | too_few | warning
+    message: str
+
+
+class MonitorReport(Report):
+    """`toolkit monitor`: production logs against the release (docs/monitoring.md). Not a pipeline
+    stage: it runs on a schedule after the release; `inputs` holds the hash of every log file read."""
+    stage: str = "monitor"
+    release: str
+    bundle: str
+    window: str                    # day | week
+    since: str | None
+    until: str | None
+    records_read: int
+    records_used: int              # of this release, inside --since/--until
+    records_other_releases: dict[str, int]
+    bad_records: int
+    bad_examples: list[dict[str, Any]]
+    layouts: dict[str, int]        # toolkit / openai -> records
+    windows: list[str]
+    figures: list[MonitorFigure]
+    serving: dict[str, Any]        # latency, tokens per request, requests and cost per day against the estimate
+    failed: list[str]
+    warnings: list[str]
+    passed: bool
+    html_report: str

@@ -39,6 +39,10 @@ class Bundle:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
 
+    @property
+    def version(self) -> str:
+        return self.root.name.removeprefix("v")
+
     adapter = _inside("adapter")
     reports = _inside("reports")
     model_card = _inside("model_card")
@@ -117,34 +121,9 @@ class ServingRecord(_Record):
     logits_match: bool = False
 
 
-class ReleaseInfo(_Record):
-    """release.json."""
+class _ReleaseFields(_Record):
+    """What the release record and its ledger entry both state."""
     version: str
-    created_at: str
-    base_model: str
-    base_model_path: str
-    data_sha256: str
-    policy: str
-    gate_passed: bool
-    override: Override | None = None
-    git_commit: str | None = None
-    dvc_lock_sha256: str | None = None
-    headline: Headline
-    serving: ServingRecord | None = None
-    signed_by: str | None = None
-
-    def ledger_fields(self) -> dict[str, Any]:
-        """What the ledger entry repeats of the release record."""
-        fields = ("version", "base_model", "data_sha256", "policy", "gate_passed", "override", "git_commit",
-                  "dvc_lock_sha256", "headline")
-        return {**self.model_dump(mode="json", include=set(fields)), "time": self.created_at}
-
-
-class LedgerEntry(_Record):
-    """One line of ledger.jsonl. The chain and signatures are checked on the raw JSON (toolkit.registry
-    .ledger: the hash covers the bytes as written); this is the typed view everyone else reads."""
-    version: str
-    time: str
     base_model: str
     data_sha256: str
     policy: str
@@ -153,6 +132,25 @@ class LedgerEntry(_Record):
     git_commit: str | None = None
     dvc_lock_sha256: str | None = None
     headline: Headline | None = None
+
+
+class ReleaseInfo(_ReleaseFields):
+    """release.json."""
+    created_at: str
+    base_model_path: str
+    headline: Headline
+    serving: ServingRecord | None = None
+    signed_by: str | None = None
+
+    def ledger_fields(self) -> dict[str, Any]:
+        """What the ledger entry repeats of the release record."""
+        return {**self.model_dump(mode="json", include=set(_ReleaseFields.model_fields)), "time": self.created_at}
+
+
+class LedgerEntry(_ReleaseFields):
+    """One line of ledger.jsonl. The chain and signatures are checked on the raw JSON (toolkit.registry
+    .ledger: the hash covers the bytes as written); this is the typed view everyone else reads."""
+    time: str
     manifest_sha256: str
     attestation_sha256: str | None = None
     bundle: str = ""

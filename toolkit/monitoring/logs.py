@@ -1,0 +1,237 @@
+"""Production log records: the documented JSON Lines schema (docs/monitoring.md) and the
+OpenAI-compatible chat-completion request/response logs that vLLM and most gateways write.
+
+Files may be gzip-compressed; a folder means every *.jsonl / *.jsonl.gz in it. A record that cannot
+be read is counted and named by file, line and field, never fatal on its own: the caller decides
+what share of bad records stops the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from toolkit.errors import DataError
+
+LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz")
+
+
+@dataclass
+class LogRecord:
+    file: str
+    line: int
+    time: dt.datetime
+    release: str | None
+    messages: list[dict]                    # the request's conversation (what the user sent)
+    response: str
+    latency_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    feedback: dict[str, Any] = field(default_factory=dict)
+    reference: str | None = None
+
+    @property
+    def user_text(self) -> str:
+        return "\n".join(m["content"] for m in self.messages if m.get("role") == "user" and isinstance(m.get("content"), str))
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    file: str
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: field '{self.field}': {self.reason}"
+
+
+@dataclass
+class LogRead:
+    records: list[LogRecord] = field(default_factory=list)
+    bad: list[BadRecord] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)      # path -> sha256 of the bytes read
+    layouts: dict[str, int] = field(default_factory=dict)    # "toolkit" / "openai" -> records
+
+    @property
+    def total(self) -> int:
+        return len(self.records) + len(self.bad)
+
+
+def log_files(paths: list[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(LOG_SUFFIXES))
+            if not found:
+                raise DataError(f"no log files ({', '.join('*' + s for s in LOG_SUFFIXES)}) in this folder", file=str(path))
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError("log file not found", file=str(path))
+    return files
+
+
+def read_logs(paths: list[str | Path]) -> LogRead:
+    read = LogRead()
+    for path in log_files(paths):
+        digest = hashlib.sha256()
+        for number, raw in _lines(path, digest):
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                read.bad.append(BadRecord(str(path), number, "(record)", f"not JSON ({exc.msg})"))
+                continue
+            except RecursionError:
+                read.bad.append(BadRecord(str(path), number, "(record)", "nested too deeply"))
+                continue
+            try:
+                record, layout = parse_record(value, str(path), number)
+            except _Bad as bad:
+                read.bad.append(BadRecord(str(path), number, bad.field, bad.reason))
+                continue
+            read.records.append(record)
+            read.layouts[layout] = read.layouts.get(layout, 0) + 1
+        read.files[str(path)] = digest.hexdigest()
+    return read
+
+
+def _lines(path: Path, digest) -> Iterator[tuple[int, str]]:
+    """Lines split on \\n only (a JSON string may hold U+2028); an undecodable line is a bad record."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                digest.update(raw)
+                try:
+                    yield number, raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
+                except UnicodeDecodeError:
+                    yield number, "\x00not utf-8"       # json.loads refuses it: a bad record with its line
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read the log file ({exc})", file=str(path)) from None
+
+
+class _Bad(Exception):
+    def __init__(self, field: str, reason: str):
+        self.field, self.reason = field, reason
+
+
+def parse_record(value: Any, file: str, line: int) -> tuple[LogRecord, str]:
+    """One record in the toolkit's schema or an OpenAI-compatible request/response pair."""
+    if not isinstance(value, dict):
+        raise _Bad("(record)", "expected a JSON object")
+    if isinstance(value.get("request"), dict) or isinstance(value.get("response"), dict):
+        return _from_openai(value, file, line), "openai"
+    return _from_toolkit(value, file, line), "toolkit"
+
+
+def _from_toolkit(value: dict, file: str, line: int) -> LogRecord:
+    response = value.get("response")
+    if not isinstance(response, str):
+        raise _Bad("response", "expected the response text (a string)")
+    return LogRecord(file=file, line=line, time=_time(value.get("time"), "time"),
+                     release=_release(value.get("release", value.get("adapter"))),
+                     messages=_messages(value.get("messages"), "messages"), response=response,
+                     latency_ms=_number(value.get("latency_ms"), "latency_ms"),
+                     prompt_tokens=_count(value.get("prompt_tokens"), "prompt_tokens"),
+                     completion_tokens=_count(value.get("completion_tokens"), "completion_tokens"),
+                     feedback=_feedback(value.get("feedback")), reference=_reference(value.get("reference")))
+
+
+def _from_openai(value: dict, file: str, line: int) -> LogRecord:
+    request, response = value.get("request"), value.get("response")
+    if not isinstance(request, dict):
+        raise _Bad("request", "expected the chat-completion request (an object)")
+    if not isinstance(response, dict):
+        raise _Bad("response", "expected the chat-completion response (an object)")
+    choices = response.get("choices")
+    if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
+        raise _Bad("response.choices", "expected a non-empty list of choices")
+    content = (choices[0].get("message") or {}).get("content")
+    if not isinstance(content, str):
+        raise _Bad("response.choices[0].message.content", "expected the answer text")
+    usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+    when = value.get("time", response.get("created"))
+    metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+    return LogRecord(file=file, line=line, time=_time(when, "time" if "time" in value else "response.created"),
+                     release=_release(value.get("release", metadata.get("release", request.get("model")))),
+                     messages=_messages(request.get("messages"), "request.messages"), response=content,
+                     latency_ms=_number(value.get("latency_ms"), "latency_ms"),
+                     prompt_tokens=_count(usage.get("prompt_tokens"), "response.usage.prompt_tokens"),
+                     completion_tokens=_count(usage.get("completion_tokens"), "response.usage.completion_tokens"),
+                     feedback=_feedback(value.get("feedback", metadata.get("feedback"))),
+                     reference=_reference(value.get("reference")))
+
+
+def _time(value: Any, name: str) -> dt.datetime:
+    if isinstance(value, bool) or value is None:
+        raise _Bad(name, "expected an ISO 8601 time or Unix seconds")
+    try:
+        if isinstance(value, (int, float)):
+            when = dt.datetime.fromtimestamp(float(value), dt.timezone.utc)
+        else:
+            when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise _Bad(name, f"not a time: {str(value)[:40]!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _release(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text.removeprefix("v") if text[:1] == "v" and text[1:2].isdigit() else text
+
+
+def _messages(value: Any, name: str) -> list[dict]:
+    if not (isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value)):
+        raise _Bad(name, "expected a list of messages with a role")
+    messages = []
+    for m in value:
+        content = m.get("content")
+        if isinstance(content, list):    # typed parts: the text ones, joined as chat templates join them
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        messages.append({"role": str(m["role"]), "content": content if isinstance(content, str) else ""})
+    return messages
+
+
+def _number(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise _Bad(name, f"expected a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _count(value: Any, name: str) -> int | None:
+    number = _number(value, name)
+    if number is not None and number != int(number):
+        raise _Bad(name, f"expected a whole number, got {value!r}")
+    return None if number is None else int(number)
+
+
+def _feedback(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Bad("feedback", "expected an object such as {\"rerouted\": true, \"rating\": 2}")
+    for key, item in value.items():
+        if not isinstance(item, (bool, int, float, str)) or (isinstance(item, float) and not math.isfinite(item)):
+            raise _Bad(f"feedback.{key}", "expected true/false, a number or a short text")
+    return value
+
+
+def _reference(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,267 @@
+"""`toolkit monitor LOGS...`: production logs of a release measured against that release.
+
+Reads the logs (toolkit/monitoring/logs.py), keeps the records of the release (default: the latest in
+the registry) inside --since/--until, and computes per window (day or week) and for the whole span
+the figures of toolkit/monitoring/analysis.py, with the evaluation stage's metric functions and the
+data stage's detectors. Writes reports/monitor.json and reports/monitor/index.html with a plot per
+figure (its interval per window, the release-time value or threshold as a line). A failed rule of
+the monitoring policy (params.yaml `monitor`) makes the command exit 1, so a scheduled job alerts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from toolkit.config import Params
+from toolkit.errors import ConfigError, DataError, GateFailed
+from toolkit.files import atomic_write_text, read_jsonl, sha256_file
+from toolkit.layout import REPORTS, SPLIT_FILES
+from toolkit.monitoring import analysis
+from toolkit.monitoring.analysis import Figure
+from toolkit.monitoring.logs import LogRecord, read_logs
+from toolkit.registry.bundle import Bundle
+from toolkit.registry.store import Registry
+from toolkit.reports import MonitorFigure, MonitorReport, write_report
+from toolkit.templating import render
+
+MONITOR_DIR = REPORTS / "monitor"
+MAX_BAD_EXAMPLES = 20
+
+
+def run_monitor(params: Params, logs: list[str], *, release: str | None = None, since: dt.datetime | None = None,
+                until: dt.datetime | None = None, registry_root: str | None = None, progress=print) -> MonitorReport:
+    cfg = params.monitor
+    bundle = _release_bundle(Registry(Path(registry_root or params.release.registry)), release)
+    version = bundle.version
+    read = read_logs(logs)
+    progress(f"monitor: read {read.total} record(s) from {len(read.files)} file(s); {len(read.bad)} unreadable")
+    if read.total == 0:
+        raise DataError("the logs hold no record", file=", ".join(read.files) or ", ".join(logs))
+    if len(read.bad) > cfg.max_bad_fraction * read.total:
+        first = read.bad[0]
+        raise DataError(f"{first.reason}", file=first.file, line=first.line, field=first.field,
+                        more=[str(b) for b in read.bad[1:]],
+                        note=f"{len(read.bad)} of {read.total} records unreadable, more than monitor.max_bad_fraction "
+                             f"({cfg.max_bad_fraction:.0%})")
+    others = Counter(r.release or "(none)" for r in read.records if r.release != version)
+    records = sorted((r for r in read.records if r.release == version and (since is None or r.time >= since)
+                      and (until is None or r.time < until)), key=lambda r: r.time)
+    if not records:
+        seen = ", ".join(f"{name} ({count})" for name, count in others.most_common(5)) or "none"
+        raise DataError(f"no record of release {version} in the logs (releases seen: {seen}); a record names its "
+                        "release in `release` (or, in OpenAI-style logs, the served model's name)",
+                        file=", ".join(read.files))
+
+    reference = _ReleaseReference(bundle, params)
+    groups = defaultdict(list)
+    for record in records:
+        groups[analysis.window_of(record.time, cfg.window)].append(record)
+    windows = sorted(groups)
+    figures: list[Figure] = []
+    for name, group in [(w, groups[w]) for w in windows] + [("all", records)]:
+        figures += _window_figures(name, group, reference, params)
+    serving = _serving(records, groups, reference, cfg.max_cost_overrun)
+    failed = [f"{f.window}: {f.kind} {f.name}: {f.message}" for f in figures if f.status == "failed"]
+    warnings = reference.warnings + serving.pop("warnings")
+
+    MONITOR_DIR.mkdir(parents=True, exist_ok=True)
+    plots = _plots(figures, windows)
+    report = MonitorReport(
+        params={"monitor": params.section("monitor")},
+        inputs={**read.files, bundle.release_info.as_posix(): sha256_file(bundle.release_info)},
+        release=version, bundle=bundle.root.as_posix(), window=cfg.window,
+        since=since.isoformat() if since else None, until=until.isoformat() if until else None,
+        records_read=read.total, records_used=len(records), records_other_releases=dict(others),
+        bad_records=len(read.bad),
+        bad_examples=[{"file": b.file, "line": b.line, "field": b.field, "reason": b.reason}
+                      for b in read.bad[:MAX_BAD_EXAMPLES]],
+        layouts=read.layouts, windows=windows,
+        figures=[MonitorFigure(**vars(f)) for f in figures], serving=serving, failed=failed, warnings=warnings,
+        passed=not failed, html_report=(MONITOR_DIR / "index.html").as_posix(),
+    )
+    atomic_write_text(MONITOR_DIR / "index.html", render("monitor_report.html.j2", report=report, plots=plots))
+    write_report(report)
+    if failed:
+        raise GateFailed(f"monitoring FAILED for release {version}: {len(failed)} rule(s): " + "; ".join(failed[:5])
+                         + (f"; ... and {len(failed) - 5} more" if len(failed) > 5 else "")
+                         + f" (report: {report.html_report})")
+    return report
+
+
+def _release_bundle(registry: Registry, version: str | None) -> Bundle:
+    entries = registry.entries() if registry.ledger.is_file() else []
+    if not entries:
+        raise ConfigError(f"no release in {registry.root}: monitoring compares production with a release",
+                          key="--release")
+    versions = [e.version for e in entries]
+    wanted = (version or versions[-1]).removeprefix("v")
+    if wanted not in versions:
+        raise ConfigError(f"release {wanted} is not in the ledger (released: {', '.join(versions)})", key="--release")
+    bundle = Bundle(registry.bundle(wanted))
+    if not bundle.is_bundle():
+        raise ConfigError(f"{bundle.root}: the bundle of release {wanted} is missing", key="--release")
+    return bundle
+
+
+class _ReleaseReference:
+    """What the release measured: reference-free suite metrics per tier, the training data's inputs,
+    and the cost report's serving estimate."""
+
+    def __init__(self, bundle: Bundle, params: Params):
+        from toolkit.data import injection
+        from toolkit.data.pii import PiiScanner
+
+        self.warnings: list[str] = []
+        self.metrics = self._metrics(bundle)
+        validate = bundle.read_report("validate")
+        out = max(1, validate.get("records_out", 0))
+        self.pii = (validate.get("pii", {}).get("records_with_pii", 0), out)
+        self.injection = (validate.get("injection", {}).get("flagged_records", 0), out)
+        self.training_words = self._training_words(validate)
+        self.cost = bundle.read_report("cost") if bundle.report("cost").is_file() else {}
+        pii_cfg = params.data.pii
+        self.scanner = PiiScanner(tuple(pii_cfg.detectors), tuple(pii_cfg.phone_regions), min_score=dict(pii_cfg.min_score))
+        self.patterns = injection.load_patterns()
+
+    def _metrics(self, bundle: Bundle) -> dict[str, tuple]:
+        """name -> (SuiteMetric, release value, release items) for every metric that needs no reference."""
+        from toolkit.evals.suites import load_suite
+
+        found = {}
+        for tier in ("heldout", "canary"):
+            if not bundle.report(f"eval_{tier}").is_file():
+                continue
+            tier_report = bundle.read_report(f"eval_{tier}")
+            try:
+                suite = load_suite(tier_report.get("suite", tier))
+            except ConfigError as exc:
+                self.warnings.append(f"the {tier} suite cannot be read, its metrics are not monitored: {exc}")
+                continue
+            for name, spec in suite.metrics.items():
+                recorded = tier_report.get("metrics", {}).get(name)
+                if spec.metric.needs_reference or recorded is None or not _usable(spec):
+                    continue
+                found.setdefault(name, (spec, recorded["adapter"], tier_report["n_items"], tier))
+        if not found:
+            self.warnings.append("the release's suites have no metric that needs no reference: nothing to score")
+        return found
+
+    def _training_words(self, validate: dict) -> list[int]:
+        """User-text lengths of the release's training split, when the file here is the one it validated."""
+        path = SPLIT_FILES["train"]
+        recorded = validate.get("outputs", {}).get(path.as_posix())
+        if not path.is_file() or recorded != sha256_file(path):
+            self.warnings.append(f"{path} is not the training split of this release (missing or changed): input "
+                                 "length drift is not tested")
+            return []
+        return [_words(_user_text(row.get("messages") or row.get("prompt") or [])) for row in read_jsonl(path)]
+
+
+def _usable(spec) -> bool:
+    """A metric whose suite-level arguments are complete (per-item arguments cannot apply to logs)."""
+    try:
+        spec.metric("", None, **spec.args)
+        return True
+    except (TypeError, ValueError, KeyError):
+        return False
+
+
+def _user_text(messages) -> str:
+    if isinstance(messages, str):
+        return messages
+    return "\n".join(m.get("content", "") for m in messages if isinstance(m, dict) and m.get("role") == "user"
+                     and isinstance(m.get("content"), str))
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _window_figures(window: str, records: list[LogRecord], ref: _ReleaseReference, params: Params) -> list[Figure]:
+    cfg = params.monitor
+    common = {"confidence": cfg.confidence, "min_records": cfg.min_records}
+    figures = []
+    for name, (spec, value, n_items, tier) in ref.metrics.items():
+        scores = [spec.metric(r.response, r.reference, **spec.args) for r in records]
+        figures.append(analysis.metric_figure(name, window, scores, value, n_items, max_drop=cfg.metric_drop, **common))
+    for name, threshold in cfg.feedback_thresholds.items():
+        flags = analysis.feedback_flags(records, name)
+        figures.append(analysis.rate_figure("feedback", name, window, flags, threshold, **common))
+    figures.append(analysis.length_drift_figure(window, [_words(r.user_text) for r in records], ref.training_words,
+                                                p_threshold=cfg.drift_p_value, min_records=cfg.min_records))
+    pii = [bool(ref.scanner.find(r.user_text)) for r in records]
+    injected = [any(p.search(r.user_text) for _, p in ref.patterns) for r in records]
+    for name, flags, (k, n) in (("inputs_with_pii", pii, ref.pii), ("inputs_with_injection", injected, ref.injection)):
+        figures.append(analysis.share_drift_figure(name, window, flags, k, n, max_increase=cfg.rate_increase, **common))
+    return figures
+
+
+def _serving(records: list[LogRecord], groups: dict, ref: _ReleaseReference, max_overrun: float) -> dict:
+    """Latency and tokens per request, and requests and serving cost per day at the cost report's prices."""
+    from toolkit.finops.economics import DAYS_PER_MONTH
+
+    latencies = sorted(r.latency_ms for r in records if r.latency_ms is not None)
+    tokens = [r.prompt_tokens + r.completion_tokens for r in records
+              if r.prompt_tokens is not None and r.completion_tokens is not None]
+    days = max(1, len({r.time.date() for r in records}))
+    result = {
+        "latency_ms_p50": _quantile(latencies, 0.5), "latency_ms_p95": _quantile(latencies, 0.95),
+        "tokens_per_request": round(sum(tokens) / len(tokens), 1) if tokens else None,
+        "requests_per_day": round(len(records) / days, 1), "days": days, "warnings": [],
+    }
+    inference = ref.cost.get("inference") or {}
+    if tokens and inference.get("tokens_per_second"):
+        tokens_per_day = sum(tokens) / days
+        capacity = inference["tokens_per_second"] * inference["utilisation"] * 86400
+        instances = max(1, math.ceil(tokens_per_day / capacity))
+        per_day = instances * inference["price_per_hour"] * 24
+        estimate = inference["self_hosted_monthly"] / DAYS_PER_MONTH
+        result.update(instances=instances, cost_per_day=round(per_day, 4), estimated_cost_per_day=round(estimate, 4),
+                      device=inference.get("device"), currency=ref.cost.get("currency"))
+        if per_day > estimate * (1 + max_overrun):
+            result["warnings"].append(f"serving needs {instances} x {inference.get('device')} at the observed volume: "
+                                      f"{per_day:.2f} {ref.cost.get('currency')}/day against {estimate:.2f} estimated")
+    elif tokens:
+        result["warnings"].append("the release's cost report has no serving estimate: cost per day not priced")
+    return result
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    return round(values[min(len(values) - 1, int(q * len(values)))], 1) if values else None
+
+
+def _plots(figures: list[Figure], windows: list[str]) -> dict[str, str]:
+    """One PNG per figure name: the value per window with its interval, and the reference as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on CI or servers
+    import matplotlib.pyplot as plt
+
+    plots = {}
+    by_name = defaultdict(list)
+    for figure in figures:
+        if figure.window != "all" and figure.value is not None:
+            by_name[(figure.kind, figure.name)].append(figure)
+    for (kind, name), series in by_name.items():
+        fig, ax = plt.subplots(figsize=(7.5, 2.6), dpi=100)
+        xs = [windows.index(f.window) for f in series]
+        ax.plot(xs, [f.value for f in series], marker="o", color="#4a78b5", label="production")
+        if all(f.ci_low is not None for f in series):
+            ax.fill_between(xs, [f.ci_low for f in series], [f.ci_high for f in series], color="#4a78b5", alpha=0.2)
+        if series[0].reference is not None:
+            ax.axhline(series[0].reference, color="#b54a4a", linestyle="--", label="release / threshold")
+        for f in series:
+            if f.status == "failed":
+                ax.plot([windows.index(f.window)], [f.value], marker="x", color="#b54a4a", markersize=10)
+        ax.set_xticks(range(len(windows)), windows, rotation=30, fontsize=7)
+        ax.set_title(f"{kind}: {name}", fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+        file = f"{kind}_{name}.png"
+        fig.tight_layout()
+        fig.savefig(MONITOR_DIR / file, format="png")
+        plt.close(fig)
+        plots[f"{kind}:{name}"] = file
+    return plots
