@@ -160,3 +160,29 @@ def test_monitoring_a_real_release_of_the_pipeline(pipeline_copy):
     assert report["serving"]["cost_per_day"] is not None and report["serving"]["currency"]
     bad = run_in(pipeline_copy, "toolkit", "monitor", "logs")
     assert bad.returncode == 1 and "2026-12-03: metric json_valid" in bad.stderr, bad.stderr
+
+
+def test_failed_and_negatively_rated_records_are_exported_for_review_redacted(project):
+    from toolkit.data.records import load_records
+
+    rows = production_logs(seed=9, days=1, per_day=50)
+    rows[0]["response"] = "Sorry, no JSON today."
+    rows[1]["feedback"] = {"rating": 1}
+    rows[2]["messages"][1]["content"] = "Call me on +49 30 901820 or jane.doe@example.org, my kettle is broken."
+    rows[2]["feedback"] = {"rerouted": True}
+    for row in rows[3:]:
+        row["feedback"] = {"rerouted": False, "rating": 5}
+        row["response"] = json.dumps({"category": "billing", "priority": "low", "product": "Aero Kettle"})
+    write_logs(project / "logs/day.jsonl", rows)
+    run_monitor(Params(), ["logs/day.jsonl"], export_review=project / "review.jsonl", **QUIET)
+    exported = sorted((json.loads(line) for line in (project / "review.jsonl").read_text().splitlines()),
+                      key=lambda row: row["provenance"]["line"])        # written in time order
+    assert [row["provenance"]["line"] for row in exported] == [1, 2, 3]
+    assert exported[0]["provenance"]["reasons"] == ["failed json_valid", "failed ticket_schema"]
+    assert exported[1]["provenance"]["reasons"] == ["rating 1"] and exported[2]["provenance"]["reasons"] == ["feedback rerouted"]
+    assert exported[0]["provenance"]["source"] == "production log, 2026-11-02"
+    text = json.dumps(exported)
+    assert "jane.doe@example.org" not in text and "901820" not in text and "[EMAIL]" in text
+    assert exported[0]["messages"][-1] == {"role": "assistant", "content": "Sorry, no JSON today."}
+    parsed = load_records(project / "review.jsonl")           # the data stage reads it as it is
+    assert parsed.layout == "chat" and len(parsed.records) == 3 and not parsed.problems

@@ -32,7 +32,8 @@ MAX_BAD_EXAMPLES = 20
 
 
 def run_monitor(params: Params, logs: list[str], *, release: str | None = None, since: dt.datetime | None = None,
-                until: dt.datetime | None = None, registry_root: str | None = None, progress=print) -> MonitorReport:
+                until: dt.datetime | None = None, registry_root: str | None = None, export_review: Path | None = None,
+                progress=print) -> MonitorReport:
     cfg = params.monitor
     bundle = _release_bundle(Registry(Path(registry_root or params.release.registry)), release)
     version = bundle.version
@@ -67,6 +68,9 @@ def run_monitor(params: Params, logs: list[str], *, release: str | None = None, 
     failed = [f"{f.window}: {f.kind} {f.name}: {f.message}" for f in figures if f.status == "failed"]
     warnings = reference.warnings + serving.pop("warnings")
 
+    if export_review is not None:
+        exported = export_for_review(records, reference, export_review, cfg.window)
+        progress(f"monitor: {exported} record(s) for review -> {export_review}")
     MONITOR_DIR.mkdir(parents=True, exist_ok=True)
     plots = _plots(figures, windows)
     report = MonitorReport(
@@ -227,6 +231,37 @@ def _serving(records: list[LogRecord], groups: dict, ref: _ReleaseReference, max
     elif tokens:
         result["warnings"].append("the release's cost report has no serving estimate: cost per day not priced")
     return result
+
+
+def export_for_review(records: list[LogRecord], ref: _ReleaseReference, path: Path, window: str) -> int:
+    """Records that failed a metric or got negative feedback, as chat records the data stage reads
+    (the response as the assistant's turn), personal data redacted, each with where it came from.
+    Candidates for a person to review before they become evaluation or training data."""
+    from toolkit.data.pii import redact
+    from toolkit.files import atomic_write_jsonl
+
+    rows = []
+    for record in records:
+        reasons = [f"failed {name}" for name, (spec, *_rest) in ref.metrics.items()
+                   if spec.metric(record.response, record.reference, **spec.args) < 1.0]
+        fb = record.feedback
+        reasons += [f"feedback {key}" for key in ("rerouted", "negative") if fb.get(key) is True]
+        if isinstance(fb.get("rating"), (int, float)) and not isinstance(fb.get("rating"), bool) and fb["rating"] <= 2:
+            reasons.append(f"rating {fb['rating']}")
+        if isinstance(fb.get("thumbs"), str) and fb["thumbs"].lower() == "down":
+            reasons.append("thumbs down")
+        if not reasons:
+            continue
+        turns = record.messages + [{"role": "assistant", "content": record.response}]
+        rows.append({
+            "messages": [{"role": m["role"], "content": redact(m["content"], list(ref.scanner.find(m["content"])))}
+                         for m in turns],
+            "provenance": {"source": f"production log, {analysis.window_of(record.time, window)}",
+                           "file": record.file, "line": record.line, "release": record.release,
+                           "time": record.time.isoformat(), "reasons": reasons},
+        })
+    atomic_write_jsonl(path, rows)
+    return len(rows)
 
 
 def _quantile(values: list[float], q: float) -> float | None:
