@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "governance"))
 from conftest import copy_project, run_in  # noqa: E402
 from test_signed_release import TAMPERING, _flip, _key, card_figure_with_regenerated_manifest  # noqa: E402
 

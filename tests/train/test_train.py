@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO, run_in, tiny_random_llama
-from training_runs import kto_rows, make_project, preference_rows, sft_rows, train_in
+from training_runs import TICKETS, kto_rows, make_project, preference_rows, sft_rows, train_in
 from toolkit.config import Params
 from toolkit.errors import ConfigError, TrainingDiverged, UnsupportedHardwareError
 
