@@ -367,15 +367,14 @@ def monitor(params_file: str, logs: tuple[str, ...], release: str | None, since:
 
 
 def _when(value: str | None, option: str):
-    import datetime as dt
+    from toolkit.monitoring.logs import parse_time
 
     if value is None:
         return None
     try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_time(value)
     except ValueError:
         raise ConfigError(f"not an ISO time or date: {value!r}", key=option) from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
 @cli.command()

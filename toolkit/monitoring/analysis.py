@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
 from statistics import NormalDist
 
 from toolkit.monitoring.logs import LogRecord
+from toolkit.reports import MonitorFigure
 
 
 def window_of(time: dt.datetime, window: str) -> str:
@@ -53,77 +53,69 @@ def difference_interval(k1: float, n1: int, k2: float, n2: int, confidence: floa
     return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
-@dataclass(frozen=True)
-class Figure:
-    kind: str              # metric | feedback | drift | serving
-    name: str
-    window: str            # a day, a week, or "all"
-    n: int
-    value: float | None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    reference: float | None = None     # the release-time value, the threshold, or the training data's value
-    p_value: float | None = None
-    status: str = "ok"     # ok | failed | too_few | warning
-    message: str = ""
+def _figure(kind: str, name: str, window: str, n: int, value: float | None, ci_low: float | None = None,
+            ci_high: float | None = None, reference: float | None = None, p_value: float | None = None,
+            status: str = "ok", message: str = "") -> MonitorFigure:
+    return MonitorFigure(kind=kind, name=name, window=window, n=n, value=value, ci_low=ci_low, ci_high=ci_high,
+                         reference=reference, p_value=p_value, status=status, message=message)
 
 
 def metric_figure(name: str, window: str, scores: list[float], release_value: float, release_n: int, *,
-                  confidence: float, min_records: int, max_drop: float) -> Figure:
+                  confidence: float, min_records: int, max_drop: float) -> MonitorFigure:
     n = len(scores)
     if n == 0:
-        return Figure("metric", name, window, 0, None, reference=release_value, status="too_few",
+        return _figure("metric", name, window, 0, None, reference=release_value, status="too_few",
                       message="no record this metric applies to")
     value = sum(scores) / n
     low, high = wilson(sum(scores), n, confidence)
     if n < min_records:
-        return Figure("metric", name, window, n, value, low, high, release_value, status="too_few",
+        return _figure("metric", name, window, n, value, low, high, release_value, status="too_few",
                       message=f"{n} records (< {min_records}): reported, not judged")
     d_low, d_high = difference_interval(sum(scores), n, release_value * release_n, release_n, confidence)
     failed = d_high < 0 and release_value - value >= max_drop
     message = (f"{value:.3f} vs {release_value:.3f} at release (difference {value - release_value:+.3f}, "
                f"CI {d_low:+.3f} to {d_high:+.3f})")
-    return Figure("metric", name, window, n, value, low, high, release_value,
+    return _figure("metric", name, window, n, value, low, high, release_value,
                   status="failed" if failed else "ok", message=("significant drop: " if failed else "") + message)
 
 
 def rate_figure(kind: str, name: str, window: str, flags: list[bool], threshold: float, *, confidence: float,
-                min_records: int) -> Figure:
+                min_records: int) -> MonitorFigure:
     """A feedback rate against its threshold: failed when the whole interval is above it."""
     n = len(flags)
     if n == 0:
-        return Figure(kind, name, window, 0, None, reference=threshold, status="too_few", message="no feedback of this kind")
+        return _figure(kind, name, window, 0, None, reference=threshold, status="too_few", message="no feedback of this kind")
     value = sum(flags) / n
     low, high = wilson(sum(flags), n, confidence)
     if n < min_records:
-        return Figure(kind, name, window, n, value, low, high, threshold, status="too_few",
+        return _figure(kind, name, window, n, value, low, high, threshold, status="too_few",
                       message=f"{n} records (< {min_records}): reported, not judged")
     failed = low > threshold
-    return Figure(kind, name, window, n, value, low, high, threshold, status="failed" if failed else "ok",
+    return _figure(kind, name, window, n, value, low, high, threshold, status="failed" if failed else "ok",
                   message=f"{value:.3f} (CI {low:.3f}-{high:.3f}) against the threshold {threshold:.3f}"
                           + ("; significantly above" if failed else ""))
 
 
 def share_drift_figure(name: str, window: str, flags: list[bool], training_k: int, training_n: int, *,
-                       confidence: float, min_records: int, max_increase: float) -> Figure:
+                       confidence: float, min_records: int, max_increase: float) -> MonitorFigure:
     """A share of inputs (with PII, with injection patterns) against the training data's share."""
     n = len(flags)
     training = training_k / training_n if training_n else 0.0
     if n < min_records or not training_n:
-        return Figure("drift", name, window, n, sum(flags) / n if n else None, reference=training, status="too_few",
+        return _figure("drift", name, window, n, sum(flags) / n if n else None, reference=training, status="too_few",
                       message=f"{n} records (< {min_records}): reported, not judged" if training_n
                       else "the training data's share is unknown")
     value = sum(flags) / n
     low, high = difference_interval(sum(flags), n, training_k, training_n, confidence)
     failed = low > 0 and value - training >= max_increase
-    return Figure("drift", name, window, n, value, *wilson(sum(flags), n, confidence), training,
+    return _figure("drift", name, window, n, value, *wilson(sum(flags), n, confidence), training,
                   status="failed" if failed else "ok",
                   message=f"{value:.3f} of inputs vs {training:.3f} in the training data "
                           f"(difference CI {low:+.3f} to {high:+.3f})" + ("; significantly higher" if failed else ""))
 
 
 def length_drift_figure(window: str, lengths: list[int], training_lengths: list[int], *, p_threshold: float,
-                        min_records: int) -> Figure:
+                        min_records: int) -> MonitorFigure:
     """Words in the user's text against the training inputs: two-sample Kolmogorov-Smirnov test."""
     from scipy.stats import ks_2samp
 
@@ -131,27 +123,32 @@ def length_drift_figure(window: str, lengths: list[int], training_lengths: list[
     median = sorted(lengths)[n // 2] if n else None
     reference = float(sorted(training_lengths)[len(training_lengths) // 2]) if training_lengths else None
     if n < min_records or not training_lengths:
-        return Figure("drift", "input_words", window, n, median, reference=reference, status="too_few",
+        return _figure("drift", "input_words", window, n, median, reference=reference, status="too_few",
                       message=f"{n} records (< {min_records}): reported, not judged" if training_lengths
                       else "the release's training split is not available")
     result = ks_2samp(lengths, training_lengths)
     failed = result.pvalue < p_threshold
-    return Figure("drift", "input_words", window, n, float(median), reference=reference, p_value=float(result.pvalue),
+    return _figure("drift", "input_words", window, n, float(median), reference=reference, p_value=float(result.pvalue),
                   status="failed" if failed else "ok",
                   message=f"median {median} words vs {reference:g} in training; KS statistic {result.statistic:.3f}, "
                           f"p {result.pvalue:.2g}" + (f" < {p_threshold}" if failed else ""))
 
 
+def feedback(fb: dict, name: str) -> tuple[bool, str] | None:
+    """(flag, what it was) when the record carries this kind of feedback, else None. `negative` reads
+    an explicit flag, a 1-5 rating (1-2 is negative) or thumbs up/down."""
+    if isinstance(fb.get(name), bool):
+        return fb[name], f"feedback {name}"
+    if name != "negative":
+        return None
+    rating = fb.get("rating")
+    if isinstance(rating, (int, float)) and not isinstance(rating, bool):
+        return rating <= 2, f"rating {rating}"
+    if isinstance(fb.get("thumbs"), str):
+        return fb["thumbs"].lower() == "down", f"thumbs {fb['thumbs'].lower()}"
+    return None
+
+
 def feedback_flags(records: list[LogRecord], name: str) -> list[bool]:
-    """Records that carry this kind of feedback, as flags; `negative` reads a 1-5 rating or thumbs."""
-    flags = []
-    for record in records:
-        fb = record.feedback
-        if name == "negative" and "negative" not in fb:
-            if isinstance(fb.get("rating"), (int, float)) and not isinstance(fb.get("rating"), bool):
-                flags.append(fb["rating"] <= 2)
-            elif isinstance(fb.get("thumbs"), str):
-                flags.append(fb["thumbs"].lower() == "down")
-        elif isinstance(fb.get(name), bool):
-            flags.append(fb[name])
-    return flags
+    """The flags of the records that carry this kind of feedback."""
+    return [found[0] for record in records if (found := feedback(record.feedback, name)) is not None]

@@ -173,17 +173,21 @@ def _from_openai(value: dict, file: str, line: int) -> LogRecord:
                      reference=_reference(value.get("reference")))
 
 
+def parse_time(text: str) -> dt.datetime:
+    """An ISO 8601 time or date; `Z` or an offset, none meaning UTC. ValueError when it is not one."""
+    when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
 def _time(value: Any, name: str) -> dt.datetime:
     if isinstance(value, bool) or value is None:
         raise _Bad(name, "expected an ISO 8601 time or Unix seconds")
     try:
         if isinstance(value, (int, float)):
-            when = dt.datetime.fromtimestamp(float(value), dt.timezone.utc)
-        else:
-            when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            return dt.datetime.fromtimestamp(float(value), dt.timezone.utc)
+        return parse_time(str(value))
     except (ValueError, OverflowError, OSError):
         raise _Bad(name, f"not a time: {str(value)[:40]!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
 def _release(value: Any) -> str | None:
@@ -194,14 +198,17 @@ def _release(value: Any) -> str | None:
 
 
 def _messages(value: Any, name: str) -> list[dict]:
+    from toolkit.data.formats import LayoutProblem, _content   # the data stage's reading of a turn's text
+
     if not (isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value)):
         raise _Bad(name, "expected a list of messages with a role")
     messages = []
-    for m in value:
-        content = m.get("content")
-        if isinstance(content, list):    # typed parts: the text ones, joined as chat templates join them
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-        messages.append({"role": str(m["role"]), "content": content if isinstance(content, str) else ""})
+    for index, m in enumerate(value):
+        try:   # no content: an assistant turn that only called a tool
+            content = "" if m.get("content") is None else _content(m["content"], f"{name}[{index}].content")
+        except LayoutProblem as problem:
+            raise _Bad(problem.field, problem.message) from None
+        messages.append({"role": str(m["role"]), "content": content})
     return messages
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.config import Params
@@ -20,7 +21,6 @@ from toolkit.errors import ConfigError, DataError, GateFailed
 from toolkit.files import atomic_write_text, read_jsonl, sha256_file
 from toolkit.layout import REPORTS, SPLIT_FILES
 from toolkit.monitoring import analysis
-from toolkit.monitoring.analysis import Figure
 from toolkit.monitoring.logs import LogRecord, read_logs
 from toolkit.registry.bundle import Bundle
 from toolkit.registry.store import Registry
@@ -57,19 +57,20 @@ def run_monitor(params: Params, logs: list[str], *, release: str | None = None, 
                         file=", ".join(read.files))
 
     reference = _ReleaseReference(bundle, params)
+    measured = [_measure(record, reference) for record in records]     # each record scored and scanned once
     groups = defaultdict(list)
-    for record in records:
-        groups[analysis.window_of(record.time, cfg.window)].append(record)
+    for item in measured:
+        groups[analysis.window_of(item.record.time, cfg.window)].append(item)
     windows = sorted(groups)
-    figures: list[Figure] = []
-    for name, group in [(w, groups[w]) for w in windows] + [("all", records)]:
+    figures: list[MonitorFigure] = []
+    for name, group in [(w, groups[w]) for w in windows] + [("all", measured)]:
         figures += _window_figures(name, group, reference, params)
-    serving = _serving(records, groups, reference, cfg.max_cost_overrun)
+    serving = _serving(records, reference, cfg.max_cost_overrun)
     failed = [f"{f.window}: {f.kind} {f.name}: {f.message}" for f in figures if f.status == "failed"]
     warnings = reference.warnings + serving.pop("warnings")
 
     if export_review is not None:
-        exported = export_for_review(records, reference, export_review, cfg.window)
+        exported = export_for_review(measured, reference, export_review, cfg.window, list(cfg.feedback_thresholds))
         progress(f"monitor: {exported} record(s) for review -> {export_review}")
     MONITOR_DIR.mkdir(parents=True, exist_ok=True)
     plots = _plots(figures, windows)
@@ -83,7 +84,7 @@ def run_monitor(params: Params, logs: list[str], *, release: str | None = None, 
         bad_examples=[{"file": b.file, "line": b.line, "field": b.field, "reason": b.reason}
                       for b in read.bad[:MAX_BAD_EXAMPLES]],
         layouts=read.layouts, windows=windows,
-        figures=[MonitorFigure(**vars(f)) for f in figures], serving=serving, failed=failed, warnings=warnings,
+        figures=figures, serving=serving, failed=failed, warnings=warnings,
         passed=not failed, html_report=(MONITOR_DIR / "index.html").as_posix(),
     )
     atomic_write_text(MONITOR_DIR / "index.html", render("monitor_report.html.j2", report=report, plots=plots))
@@ -184,26 +185,44 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _window_figures(window: str, records: list[LogRecord], ref: _ReleaseReference, params: Params) -> list[Figure]:
+@dataclass(frozen=True)
+class _Measured:
+    """What one record measured: its metric scores and its input's words, PII and injection flags."""
+    record: LogRecord
+    scores: dict[str, float]
+    words: int
+    pii: bool
+    injection: bool
+
+
+def _measure(record: LogRecord, ref: _ReleaseReference) -> _Measured:
+    text = record.user_text
+    return _Measured(record, {name: spec.metric(record.response, record.reference, **spec.args)
+                              for name, (spec, *_release) in ref.metrics.items()},
+                     _words(text), bool(ref.scanner.find(text)), any(p.search(text) for _, p in ref.patterns))
+
+
+def _window_figures(window: str, measured: list[_Measured], ref: _ReleaseReference,
+                    params: Params) -> list[MonitorFigure]:
     cfg = params.monitor
     common = {"confidence": cfg.confidence, "min_records": cfg.min_records}
     figures = []
-    for name, (spec, value, n_items, tier) in ref.metrics.items():
-        scores = [spec.metric(r.response, r.reference, **spec.args) for r in records]
+    for name, (_spec, value, n_items, _tier) in ref.metrics.items():
+        scores = [m.scores[name] for m in measured]
         figures.append(analysis.metric_figure(name, window, scores, value, n_items, max_drop=cfg.metric_drop, **common))
+    records = [m.record for m in measured]
     for name, threshold in cfg.feedback_thresholds.items():
         flags = analysis.feedback_flags(records, name)
         figures.append(analysis.rate_figure("feedback", name, window, flags, threshold, **common))
-    figures.append(analysis.length_drift_figure(window, [_words(r.user_text) for r in records], ref.training_words,
+    figures.append(analysis.length_drift_figure(window, [m.words for m in measured], ref.training_words,
                                                 p_threshold=cfg.drift_p_value, min_records=cfg.min_records))
-    pii = [bool(ref.scanner.find(r.user_text)) for r in records]
-    injected = [any(p.search(r.user_text) for _, p in ref.patterns) for r in records]
-    for name, flags, (k, n) in (("inputs_with_pii", pii, ref.pii), ("inputs_with_injection", injected, ref.injection)):
+    for name, flags, (k, n) in (("inputs_with_pii", [m.pii for m in measured], ref.pii),
+                                ("inputs_with_injection", [m.injection for m in measured], ref.injection)):
         figures.append(analysis.share_drift_figure(name, window, flags, k, n, max_increase=cfg.rate_increase, **common))
     return figures
 
 
-def _serving(records: list[LogRecord], groups: dict, ref: _ReleaseReference, max_overrun: float) -> dict:
+def _serving(records: list[LogRecord], ref: _ReleaseReference, max_overrun: float) -> dict:
     """Latency and tokens per request, and requests and serving cost per day at the cost report's prices."""
     from toolkit.finops.economics import DAYS_PER_MONTH
 
@@ -233,7 +252,8 @@ def _serving(records: list[LogRecord], groups: dict, ref: _ReleaseReference, max
     return result
 
 
-def export_for_review(records: list[LogRecord], ref: _ReleaseReference, path: Path, window: str) -> int:
+def export_for_review(measured: list[_Measured], ref: _ReleaseReference, path: Path, window: str,
+                      feedback_names: list[str]) -> int:
     """Records that failed a metric or got negative feedback, as chat records the data stage reads
     (the response as the assistant's turn), personal data redacted, each with where it came from.
     Candidates for a person to review before they become evaluation or training data."""
@@ -241,15 +261,13 @@ def export_for_review(records: list[LogRecord], ref: _ReleaseReference, path: Pa
     from toolkit.files import atomic_write_jsonl
 
     rows = []
-    for record in records:
-        reasons = [f"failed {name}" for name, (spec, *_rest) in ref.metrics.items()
-                   if spec.metric(record.response, record.reference, **spec.args) < 1.0]
-        fb = record.feedback
-        reasons += [f"feedback {key}" for key in ("rerouted", "negative") if fb.get(key) is True]
-        if isinstance(fb.get("rating"), (int, float)) and not isinstance(fb.get("rating"), bool) and fb["rating"] <= 2:
-            reasons.append(f"rating {fb['rating']}")
-        if isinstance(fb.get("thumbs"), str) and fb["thumbs"].lower() == "down":
-            reasons.append("thumbs down")
+    for item in measured:
+        record = item.record
+        reasons = [f"failed {name}" for name, score in item.scores.items() if score < 1.0]
+        for name in feedback_names:
+            found = analysis.feedback(record.feedback, name)
+            if found and found[0]:
+                reasons.append(found[1])
         if not reasons:
             continue
         turns = record.messages + [{"role": "assistant", "content": record.response}]
@@ -268,7 +286,7 @@ def _quantile(values: list[float], q: float) -> float | None:
     return round(values[min(len(values) - 1, int(q * len(values)))], 1) if values else None
 
 
-def _plots(figures: list[Figure], windows: list[str]) -> dict[str, str]:
+def _plots(figures: list[MonitorFigure], windows: list[str]) -> dict[str, str]:
     """One PNG per figure name: the value per window with its interval, and the reference as a line."""
     import matplotlib
 
