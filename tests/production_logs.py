@@ -106,3 +106,34 @@ def released_project(root: Path, version: str = "1") -> Bundle:
     ledger_mod.append(root / "registry/ledger.jsonl", {**info.ledger_fields(), "manifest_sha256": sha256_file(bundle.manifest),
                                                        "bundle": f"releases/v{version}"})
     return bundle
+
+
+def rollout_logs(seed: int, start: dt.datetime, days: int = 2, per_day: int = 300, new: str = "2", old: str = "1",
+                 traffic: float = 0.0, invalid_up: float = 0.0, rerouted_new: float = 0.05,
+                 categories: list[str] | None = None) -> list[dict]:
+    """Requests during a rollout from `start` on. Shadow (`traffic` 0): every request is answered by both
+    releases under one request_id (the old answer is served, the new one only logged). A split stage:
+    each request goes to the new release with probability `traffic`. The new release answers invalid
+    JSON `invalid_up` more often than the old one; `categories` draws its answers' categories from that
+    list instead of all four."""
+    rng = random.Random(seed)
+    rows = []
+    for day in range(days):
+        for i in range(per_day):
+            when = start + dt.timedelta(days=day, seconds=rng.randrange(1, 86400))
+            text = user_text(rng)
+            request_id = f"req-{seed}-{day}-{i}"
+            sides = [old, new] if traffic == 0 else [new if rng.random() < traffic else old]
+            for release in sides:
+                valid = rng.random() < RELEASE_JSON_VALID - (invalid_up if release == new else 0.0)
+                response = answer(rng, valid)
+                if release == new and categories and valid:
+                    response = json.dumps({**json.loads(response), "category": rng.choice(categories)})
+                served = traffic > 0 or release == old        # a shadow answer reaches no user: no feedback
+                rows.append({"time": when.isoformat(), "release": release, "request_id": request_id,
+                             "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}],
+                             "response": response, "latency_ms": round(rng.uniform(80, 400), 1),
+                             "prompt_tokens": rng.randint(40, 90), "completion_tokens": rng.randint(15, 30),
+                             **({"feedback": {"rerouted": rng.random() < (rerouted_new if release == new else 0.05)}}
+                                if served else {})})
+    return rows

@@ -366,6 +366,97 @@ def monitor(params_file: str, logs: tuple[str, ...], release: str | None, since:
                 f"{len(report.windows)} {report.window}(s); report: {report.html_report}", fg="green")
 
 
+@cli.group(cls=ToolkitGroup)
+def rollout() -> None:
+    """A staged rollout of a release (monitor.rollout in params.yaml): plan, status, advance, rollback.
+    Every decision is a ledger entry with who, when, why and the monitoring report's SHA-256."""
+
+
+def _registry(params, registry: str | None):
+    from toolkit.registry.store import Registry
+
+    return Registry(Path(registry or params.release.registry))
+
+
+_release_option = click.option("--release", default=None, help="The release (default: the latest in the registry).")
+_registry_option = click.option("--registry", default=None, help="Registry folder (default: release.registry).")
+
+
+@rollout.command("plan")
+@params_option
+@_release_option
+@_registry_option
+@click.option("--reason", default="", help="Why, for the record.")
+def rollout_plan(params_file: str, release: str | None, registry: str | None, reason: str) -> None:
+    """Start the rollout of a release at its first stage (default: shadow)."""
+    from toolkit.monitoring import rollout as rollout_mod
+
+    params = load_params(params_file)
+    reg = _registry(params, registry)
+    state = rollout_mod.plan(params, reg, release, reason)
+    click.echo(state.summary)
+    click.echo(f"plan: {' -> '.join(f'{s.name} ({s.traffic:.0%})' for s in state.stages)}; replaces "
+               f"{'v' + state.previous_release if state.previous_release else 'no earlier release'}; "
+               f"record: {rollout_mod.status_path(reg, state.version)}")
+
+
+@rollout.command("status")
+@params_option
+@_release_option
+@_registry_option
+def rollout_status(params_file: str, release: str | None, registry: str | None) -> None:
+    """Where the rollout stands, what the stage needs to advance, and the last monitoring result."""
+    from toolkit.monitoring import rollout as rollout_mod
+
+    params = load_params(params_file)
+    reg = _registry(params, registry)
+    state = rollout_mod.write_status(reg, rollout_mod.release_version(reg, release))
+    click.echo(state.summary)
+    if state.stage is not None and not state.complete:
+        click.echo(f"to advance: a passing `toolkit monitor` report of this stage with at least "
+                   f"{state.stage.min_records} record(s) and {state.stage.min_days:g} day(s)")
+    if state.last_monitor is not None:
+        m = state.last_monitor
+        click.echo(f"last monitoring: {m.time} {'passed' if m.passed else 'FAILED'} on {m.records} record(s)"
+                   f"{' (stage ' + m.stage + ')' if m.stage else ''}")
+    click.echo(f"record: {rollout_mod.status_path(reg, state.version)}")
+
+
+@rollout.command("advance")
+@params_option
+@_release_option
+@_registry_option
+@click.option("--report", "report_file", default="reports/monitor.json", show_default=True,
+              type=click.Path(dir_okay=False), help="The monitoring report of the current stage.")
+@click.option("--reason", default="", help="Why, for the record.")
+def rollout_advance(params_file: str, release: str | None, registry: str | None, report_file: str,
+                    reason: str) -> None:
+    """Move to the next stage; exit 1 unless the stage's monitoring report passed with enough records and days."""
+    from toolkit.monitoring import rollout as rollout_mod
+
+    params = load_params(params_file)
+    state = rollout_mod.advance(params, _registry(params, registry), Path(report_file), release, reason)
+    click.secho(state.summary, fg="green")
+
+
+@rollout.command("rollback")
+@params_option
+@_release_option
+@_registry_option
+@click.option("--reason", required=True, help="Why, for the record.")
+@click.option("--report", "report_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="The monitoring report that shows the problem (its SHA-256 is recorded).")
+def rollout_rollback(params_file: str, release: str | None, registry: str | None, reason: str,
+                     report_file: str | None) -> None:
+    """Take a release out of traffic and name the release to return to."""
+    from toolkit.monitoring import rollout as rollout_mod
+
+    params = load_params(params_file)
+    state = rollout_mod.rollback(params, _registry(params, registry), reason, release,
+                                 Path(report_file) if report_file else None)
+    click.secho(state.summary, fg="yellow")
+
+
 def _when(value: str | None, option: str):
     from toolkit.monitoring.logs import parse_time
 

@@ -268,6 +268,43 @@ class ReleaseParams(StrictModel):
     hub: HubParams = HubParams()
 
 
+class RolloutStage(StrictModel):
+    """One stage of a staged rollout: the share of traffic the new release answers, and what a monitoring
+    report of the stage must show before `toolkit rollout advance` moves on."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    traffic: float = Field(ge=0, le=1, description="share of requests answered by the new release (0: shadow, "
+                                                   "answers logged but not shown)")
+    min_records: int = Field(0, ge=0, description="records of the new release the stage's report must hold")
+    min_days: float = Field(0, ge=0, description="days the stage must have run")
+
+
+class RolloutParams(StrictModel):
+    """`toolkit rollout`: the stages and the rollback rule (docs/monitoring.md)."""
+
+    stages: list[RolloutStage] = Field(
+        default_factory=lambda: [RolloutStage(name="shadow", traffic=0.0, min_records=200, min_days=1),
+                                 RolloutStage(name="10pct", traffic=0.1, min_records=200, min_days=2),
+                                 RolloutStage(name="50pct", traffic=0.5, min_records=500, min_days=2),
+                                 RolloutStage(name="100pct", traffic=1.0)],
+        min_length=1)
+    rollback_drop: float = Field(0.05, gt=0, le=1, description="a metric significantly worse than the previous "
+                                                               "release's on the same window by at least this much "
+                                                               "(or a feedback rate that much higher) fails")
+
+    @model_validator(mode="after")
+    def _stages_make_sense(self) -> "RolloutParams":
+        names = [stage.name for stage in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must differ: {names}")
+        if self.stages[-1].traffic != 1.0:
+            raise ValueError("the last stage must take all traffic (traffic: 1.0)")
+        traffic = [stage.traffic for stage in self.stages]
+        if traffic != sorted(traffic):
+            raise ValueError(f"traffic must not fall from one stage to the next: {traffic}")
+        return self
+
+
 class MonitorParams(StrictModel):
     """The monitoring policy of `toolkit monitor` (docs/monitoring.md): what production logs must show."""
 
@@ -286,6 +323,12 @@ class MonitorParams(StrictModel):
                                                                  "the training data's by at least this much fails")
     max_cost_overrun: float = Field(0.25, ge=0, description="serving cost per day above the cost report's estimate "
                                                               "by more than this share: a warning")
+    mix_distance: float = Field(0.10, gt=0, le=1, description="input language / answer label mix: a chi-square p "
+                                                             "below drift_p_value and a total variation distance "
+                                                             "from the training mix of at least this fails")
+    label_field: str | None = Field(None, description="a key of the JSON answers (e.g. a category): its values' "
+                                                       "distribution against the training answers' (chi-square)")
+    rollout: RolloutParams = RolloutParams()
 
 
 class GovernanceParams(StrictModel):

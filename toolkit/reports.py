@@ -481,7 +481,7 @@ def tier_reports(reports_dir: Path | None = None) -> dict[str, EvalReport]:
 
 class MonitorFigure(BaseModel):
     """One figure of one window: a suite metric, a feedback rate, an input drift test or a serving figure."""
-    kind: str                      # metric | feedback | drift | serving
+    kind: str                      # metric | feedback | drift | comparison
     name: str
     window: str                    # a day (YYYY-MM-DD), an ISO week (YYYY-Www), or "all"
     n: int
@@ -492,6 +492,11 @@ class MonitorFigure(BaseModel):
     p_value: float | None = None
     status: str                    # ok | failed | too_few | warning
     message: str
+    # comparison with the previous release on the same window (kind "comparison"): new minus previous
+    delta: float | None = None
+    delta_low: float | None = None
+    delta_high: float | None = None
+    paired: bool | None = None     # the same requests answered by both (shadow), or two samples
 
 
 class MonitorReport(Report):
@@ -510,6 +515,11 @@ class MonitorReport(Report):
     bad_examples: list[dict[str, Any]]
     layouts: dict[str, int]        # toolkit / openai -> records
     windows: list[str]
+    first_record: str | None = None
+    last_record: str | None = None
+    rollout_stage: str | None = None     # the stage of the release's rollout the records were served in
+    previous_release: str | None = None  # compared with on the same window (kind "comparison"), when in the logs
+    records_previous: int = 0
     figures: list[MonitorFigure]
     serving: dict[str, Any]        # latency, tokens per request, requests and cost per day against the estimate
     failed: list[str]

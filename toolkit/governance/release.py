@@ -16,7 +16,6 @@ high-risk) refuses an unsigned release.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import re
 import shutil
 import subprocess
@@ -33,7 +32,7 @@ from toolkit.governance.bom import build_bom
 from toolkit.governance.card import CARD_HTML, CARD_MARKDOWN, TECHDOC_HTML, TECHDOC_MARKDOWN
 from toolkit.governance.gate import GATE_MARKDOWN
 from toolkit.governance.policy import Policy, load_policy
-from toolkit.registry.signing import keyring_dir, load_signer, signer_public_pem, signing_key_path
+from toolkit.registry.events import registry_signer, who
 from toolkit.registry.bundle import Bundle, Headline, LedgerEntry, Override, ReleaseInfo, ServingRecord
 from toolkit.registry.store import Registry
 from toolkit.governance.serving import adapter_problems, logit_parity, vllm_compatibility
@@ -44,17 +43,6 @@ from toolkit.templating import render
 BUNDLE_REPORTS = ("base", "validate", "train", "eval_heldout", "eval_ood", "eval_canary", "eval_general", "eval_judge",
                   "cost", "card", "gate")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
-
-
-def who() -> str:
-    def git(key: str) -> str:
-        result = subprocess.run(["git", "config", key], capture_output=True, text=True)
-        return result.stdout.strip()
-
-    name, email = git("user.name"), git("user.email")
-    if name or email:
-        return f"{name} <{email}>".strip()
-    return getpass.getuser()
 
 
 def git_commit() -> str | None:
@@ -158,20 +146,12 @@ def _stamp() -> str:
 
 
 def _signer(params: Params, policy: Policy, registry: Registry):
-    """The release key's signer, or None; refuses an unsigned release under a policy that requires one.
-    The public key is put into the registry's keyring when it is not there yet."""
-    path = signing_key_path(params.release.signing.key)
-    if path is None:
-        if policy.require_signature:
-            raise GateFailed(f"release refused: policy {policy.name!r} requires signed releases and no signing key is "
-                             "configured; make one with `toolkit keys generate` and set TOOLKIT_SIGNING_KEY (or "
-                             "release.signing.key) to the private key file")
-        return None
-    signer = load_signer(path)
-    public = keyring_dir(registry.root) / f"{signer.public_key.keyid}.pub"
-    if not public.is_file():
-        public.parent.mkdir(parents=True, exist_ok=True)
-        public.write_bytes(signer_public_pem(signer))
+    """The release key's signer, or None; refuses an unsigned release under a policy that requires one."""
+    signer = registry_signer(registry.root, params.release.signing.key)
+    if signer is None and policy.require_signature:
+        raise GateFailed(f"release refused: policy {policy.name!r} requires signed releases and no signing key is "
+                         "configured; make one with `toolkit keys generate` and set TOOLKIT_SIGNING_KEY (or "
+                         "release.signing.key) to the private key file")
     return signer
 
 

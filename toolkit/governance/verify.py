@@ -87,7 +87,7 @@ def _entry_of(entries: list[dict], version: str, ledger: Path) -> LedgerEntry | 
     """The typed ledger entry of `version`; None when there is none or it is malformed (an edited entry:
     the chain check says which)."""
     for number, raw in enumerate(entries, start=1):
-        if raw.get("version") == version:
+        if raw.get("version") == version and "event" not in raw:
             try:
                 return LedgerEntry.parse(raw, ledger, number)
             except LedgerError:

@@ -152,3 +152,88 @@ def feedback(fb: dict, name: str) -> tuple[bool, str] | None:
 def feedback_flags(records: list[LogRecord], name: str) -> list[bool]:
     """The flags of the records that carry this kind of feedback."""
     return [found[0] for record in records if (found := feedback(record.feedback, name)) is not None]
+
+
+def comparison_figure(kind: str, name: str, window: str, new: list[float], old: list[float], *, paired: bool,
+                      higher_is_worse: bool, confidence: float, min_records: int, max_drop: float) -> MonitorFigure:
+    """The new release against the previous one on the same window. Paired scores (the same requests,
+    answered by both in shadow) get the evaluation's paired bootstrap, or its normal limit past 10,000
+    pairs; two samples get Newcombe's interval. Failed when the difference is significant in the worse
+    direction and at least `max_drop`."""
+    n_new, n_old = len(new), len(old)
+    value = sum(new) / n_new if n_new else None
+    reference = sum(old) / n_old if n_old else None
+    if min(n_new, n_old) < min_records:
+        return MonitorFigure(kind="comparison", name=f"{kind}:{name}", window=window, n=n_new, value=value,
+                             reference=reference,
+                             status="too_few", paired=paired,
+                             message=f"{n_new} record(s) of this release, {n_old} of the previous "
+                                     f"(< {min_records} on a side): reported, not judged")
+    if paired:
+        low, high = _paired_interval(new, old, confidence)
+    else:
+        low, high = difference_interval(sum(new), n_new, sum(old), n_old, confidence)
+    delta = value - reference
+    worse = (low > 0 and delta >= max_drop) if higher_is_worse else (high < 0 and -delta >= max_drop)
+    how = f"{'paired on ' + str(n_new) + ' requests' if paired else 'two samples'}"
+    message = (f"{value:.3f} vs {reference:.3f} for the previous release ({kind} {name}, difference {delta:+.3f}, "
+               f"CI {low:+.3f} to {high:+.3f}, {how})")
+    return MonitorFigure(kind="comparison", name=f"{kind}:{name}", window=window, n=n_new, value=value,
+                         ci_low=None, ci_high=None, reference=reference, status="failed" if worse else "ok",
+                         message=("significantly worse than the previous release: " if worse else "") + message,
+                         delta=delta, delta_low=low, delta_high=high, paired=paired)
+
+
+def _paired_interval(new: list[float], old: list[float], confidence: float) -> tuple[float, float]:
+    import numpy as np
+
+    from toolkit.evals.stats import paired_bootstrap
+
+    if len(new) <= 10_000:
+        result = paired_bootstrap(old, new, confidence=confidence)
+        return result.ci_low, result.ci_high
+    diffs = np.asarray(new, dtype=float) - np.asarray(old, dtype=float)
+    half = _z(confidence) * diffs.std(ddof=1) / math.sqrt(diffs.size)
+    return float(diffs.mean() - half), float(diffs.mean() + half)
+
+
+def category_drift_figure(name: str, window: str, counts: dict[str, int], training: dict[str, int], *,
+                          p_threshold: float, min_records: int, min_distance: float) -> MonitorFigure:
+    """A category mix (input language, an answer's label) against the training data's: chi-square test
+    of homogeneity (categories expected fewer than 5 times merged into "other"), and the total
+    variation distance as the effect size. Failed when p < `p_threshold` and the distance is at least
+    `min_distance`."""
+    from scipy.stats import chi2_contingency
+
+    n, n_train = sum(counts.values()), sum(training.values())
+    if n < min_records or not n_train:
+        return _figure("drift", name, window, n, None, status="too_few",
+                       message=f"{n} records (< {min_records}): reported, not judged" if n_train
+                       else "the training data's mix is not available")
+    shares = {k: v / n for k, v in counts.items()}
+    train_shares = {k: v / n_train for k, v in training.items()}
+    categories = set(shares) | set(train_shares)
+    distance = 0.5 * sum(abs(shares.get(k, 0.0) - train_shares.get(k, 0.0)) for k in categories)
+    table = _merged_table(counts, training)
+    p_value = float(chi2_contingency(table).pvalue) if len(table[0]) > 1 else 1.0
+    failed = p_value < p_threshold and distance >= min_distance
+    top = sorted(categories, key=lambda k: -max(shares.get(k, 0), train_shares.get(k, 0)))[:4]
+    mix = ", ".join(f"{k} {shares.get(k, 0):.2f} ({train_shares.get(k, 0):.2f})" for k in top)
+    return _figure("drift", name, window, n, distance, reference=0.0, p_value=p_value,
+                   status="failed" if failed else "ok",
+                   message=f"{mix} (training in brackets); total variation distance {distance:.3f}, chi-square "
+                           f"p {p_value:.2g}" + ("; significantly different" if failed else ""))
+
+
+def _merged_table(counts: dict[str, int], training: dict[str, int]) -> list[list[int]]:
+    n, n_train = sum(counts.values()), sum(training.values())
+    total = n + n_train
+    keep = [k for k in sorted(set(counts) | set(training))
+            if min(n, n_train) * (counts.get(k, 0) + training.get(k, 0)) / total >= 5]
+    rest = [k for k in set(counts) | set(training) if k not in keep]
+    rows = [[counts.get(k, 0) for k in keep], [training.get(k, 0) for k in keep]]
+    if rest:
+        rows[0].append(sum(counts.get(k, 0) for k in rest))
+        rows[1].append(sum(training.get(k, 0) for k in rest))
+    columns = [i for i in range(len(rows[0])) if rows[0][i] + rows[1][i] > 0]
+    return [[row[i] for i in columns] for row in rows]

@@ -35,6 +35,7 @@ class LogRecord:
     completion_tokens: int | None = None
     feedback: dict[str, Any] = field(default_factory=dict)
     reference: str | None = None
+    request_id: str | None = None           # pairs the answers of two releases to one request (shadow)
 
     @property
     def user_text(self) -> str:
@@ -145,7 +146,8 @@ def _from_toolkit(value: dict, file: str, line: int) -> LogRecord:
                      latency_ms=_number(value.get("latency_ms"), "latency_ms"),
                      prompt_tokens=_count(value.get("prompt_tokens"), "prompt_tokens"),
                      completion_tokens=_count(value.get("completion_tokens"), "completion_tokens"),
-                     feedback=_feedback(value.get("feedback")), reference=_reference(value.get("reference")))
+                     feedback=_feedback(value.get("feedback")), reference=_reference(value.get("reference")),
+                     request_id=_request_id(value.get("request_id")))
 
 
 def _from_openai(value: dict, file: str, line: int) -> LogRecord:
@@ -170,7 +172,8 @@ def _from_openai(value: dict, file: str, line: int) -> LogRecord:
                      prompt_tokens=_count(usage.get("prompt_tokens"), "response.usage.prompt_tokens"),
                      completion_tokens=_count(usage.get("completion_tokens"), "response.usage.completion_tokens"),
                      feedback=_feedback(value.get("feedback", metadata.get("feedback"))),
-                     reference=_reference(value.get("reference")))
+                     reference=_reference(value.get("reference")),
+                     request_id=_request_id(value.get("request_id", metadata.get("request_id"))))
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -242,3 +245,11 @@ def _reference(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _request_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _Bad("request_id", f"expected a string or an integer, got {type(value).__name__}")
+    return str(value)

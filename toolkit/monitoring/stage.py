@@ -11,6 +11,7 @@ the monitoring policy (params.yaml `monitor`) makes the command exit 1, so a sch
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -21,8 +22,11 @@ from toolkit.errors import ConfigError, DataError, GateFailed
 from toolkit.files import atomic_write_text, read_jsonl, sha256_file
 from toolkit.layout import REPORTS, SPLIT_FILES
 from toolkit.monitoring import analysis
+from toolkit.monitoring.language import language_of
 from toolkit.monitoring.logs import LogRecord, read_logs
+from toolkit.monitoring.rollout import previous_release, rollout_state, write_status
 from toolkit.registry.bundle import Bundle
+from toolkit.registry.events import append_event, registry_signer
 from toolkit.registry.store import Registry
 from toolkit.reports import MonitorFigure, MonitorReport, write_report
 from toolkit.templating import render
@@ -35,8 +39,13 @@ def run_monitor(params: Params, logs: list[str], *, release: str | None = None, 
                 until: dt.datetime | None = None, registry_root: str | None = None, export_review: Path | None = None,
                 progress=print) -> MonitorReport:
     cfg = params.monitor
-    bundle = _release_bundle(Registry(Path(registry_root or params.release.registry)), release)
+    registry = Registry(Path(registry_root or params.release.registry))
+    bundle = _release_bundle(registry, release)
     version = bundle.version
+    rollout = rollout_state(registry, version)
+    if since is None and rollout.stage is not None:
+        since = rollout.stage_started     # during a rollout, the current stage's records by default
+    previous = rollout.previous_release if rollout.planned else previous_release(registry, version)
     read = read_logs(logs)
     progress(f"monitor: read {read.total} record(s) from {len(read.files)} file(s); {len(read.bad)} unreadable")
     if read.total == 0:
@@ -47,24 +56,29 @@ def run_monitor(params: Params, logs: list[str], *, release: str | None = None, 
                         more=[str(b) for b in read.bad[1:]],
                         note=f"{len(read.bad)} of {read.total} records unreadable, more than monitor.max_bad_fraction "
                              f"({cfg.max_bad_fraction:.0%})")
+    in_span = [r for r in read.records if (since is None or r.time >= since) and (until is None or r.time < until)]
     others = Counter(r.release or "(none)" for r in read.records if r.release != version)
-    records = sorted((r for r in read.records if r.release == version and (since is None or r.time >= since)
-                      and (until is None or r.time < until)), key=lambda r: r.time)
+    records = sorted((r for r in in_span if r.release == version), key=lambda r: r.time)
     if not records:
         seen = ", ".join(f"{name} ({count})" for name, count in others.most_common(5)) or "none"
-        raise DataError(f"no record of release {version} in the logs (releases seen: {seen}); a record names its "
-                        "release in `release` (or, in OpenAI-style logs, the served model's name)",
-                        file=", ".join(read.files))
+        raise DataError(f"no record of release {version} in the logs{' since ' + since.isoformat() if since else ''} "
+                        f"(releases seen: {seen}); a record names its release in `release` (or, in OpenAI-style "
+                        "logs, the served model's name)", file=", ".join(read.files))
 
     reference = _ReleaseReference(bundle, params)
     measured = [_measure(record, reference) for record in records]     # each record scored and scanned once
-    groups = defaultdict(list)
+    theirs = [_measure(r, reference) for r in in_span if previous is not None and r.release == previous]
+    groups, their_groups = defaultdict(list), defaultdict(list)
     for item in measured:
         groups[analysis.window_of(item.record.time, cfg.window)].append(item)
+    for item in theirs:
+        their_groups[analysis.window_of(item.record.time, cfg.window)].append(item)
     windows = sorted(groups)
     figures: list[MonitorFigure] = []
-    for name, group in [(w, groups[w]) for w in windows] + [("all", measured)]:
+    for name, group, other in [(w, groups[w], their_groups.get(w, [])) for w in windows] + [("all", measured, theirs)]:
         figures += _window_figures(name, group, reference, params)
+        if other:
+            figures += _comparison_figures(name, group, other, reference, params)
     serving = _serving(records, reference, cfg.max_cost_overrun)
     failed = [f"{f.window}: {f.kind} {f.name}: {f.message}" for f in figures if f.status == "failed"]
     warnings = reference.warnings + serving.pop("warnings")
@@ -84,16 +98,31 @@ def run_monitor(params: Params, logs: list[str], *, release: str | None = None, 
         bad_examples=[{"file": b.file, "line": b.line, "field": b.field, "reason": b.reason}
                       for b in read.bad[:MAX_BAD_EXAMPLES]],
         layouts=read.layouts, windows=windows,
+        first_record=records[0].time.isoformat(), last_record=records[-1].time.isoformat(),
+        rollout_stage=rollout.stage_name, previous_release=previous, records_previous=len(theirs),
         figures=figures, serving=serving, failed=failed, warnings=warnings,
         passed=not failed, html_report=(MONITOR_DIR / "index.html").as_posix(),
     )
     atomic_write_text(MONITOR_DIR / "index.html", render("monitor_report.html.j2", report=report, plots=plots))
-    write_report(report)
+    path = write_report(report)
+    _record(params, registry, report, path)
     if failed:
         raise GateFailed(f"monitoring FAILED for release {version}: {len(failed)} rule(s): " + "; ".join(failed[:5])
                          + (f"; ... and {len(failed) - 5} more" if len(failed) > 5 else "")
                          + f" (report: {report.html_report})")
     return report
+
+
+def _record(params: Params, registry: Registry, report: MonitorReport, path: Path) -> None:
+    """The monitoring event in the ledger (signed when a release key is configured), and the release's
+    post-market record re-rendered with it."""
+    signer = registry_signer(registry.root, params.release.signing.key)
+    append_event(registry.ledger, {
+        "event": "monitor", "version": report.release, "report_sha256": sha256_file(path), "passed": report.passed,
+        "stage": report.rollout_stage, "records": report.records_used, "first_record": report.first_record,
+        "last_record": report.last_record, "failed": report.failed[:10],
+    }, signer=signer)
+    write_status(registry, report.release)
 
 
 def _release_bundle(registry: Registry, version: str | None) -> Bundle:
@@ -125,7 +154,8 @@ class _ReleaseReference:
         out = max(1, validate.get("records_out", 0))
         self.pii = (validate.get("pii", {}).get("records_with_pii", 0), out)
         self.injection = (validate.get("injection", {}).get("flagged_records", 0), out)
-        self.training_words = self._training_words(validate)
+        self.label_field = params.monitor.label_field
+        self.training_words, self.training_languages, self.training_labels = self._training_inputs(validate)
         self.cost = bundle.read_report("cost") if bundle.report("cost").is_file() else {}
         pii_cfg = params.data.pii
         self.scanner = PiiScanner(tuple(pii_cfg.detectors), tuple(pii_cfg.phone_regions), min_score=dict(pii_cfg.min_score))
@@ -154,15 +184,47 @@ class _ReleaseReference:
             self.warnings.append("the release's suites have no metric that needs no reference: nothing to score")
         return found
 
-    def _training_words(self, validate: dict) -> list[int]:
-        """User-text lengths of the release's training split, when the file here is the one it validated."""
+    def _training_inputs(self, validate: dict) -> tuple[list[int], Counter, Counter]:
+        """User-text lengths, languages and answer labels of the release's training split, when the file
+        here is the one it validated."""
         path = SPLIT_FILES["train"]
         recorded = validate.get("outputs", {}).get(path.as_posix())
         if not path.is_file() or recorded != sha256_file(path):
             self.warnings.append(f"{path} is not the training split of this release (missing or changed): input "
-                                 "length drift is not tested")
-            return []
-        return [_words(_user_text(row.get("messages") or row.get("prompt") or [])) for row in read_jsonl(path)]
+                                 "length, language and label drift are not tested")
+            return [], Counter(), Counter()
+        words, languages, labels = [], Counter(), Counter()
+        for row in read_jsonl(path):
+            text = _user_text(row.get("messages") or row.get("prompt") or [])
+            words.append(_words(text))
+            languages[language_of(text)] += 1
+            if self.label_field:
+                label = _label(_training_answer(row), self.label_field)
+                if label is not None:
+                    labels[label] += 1
+        return words, languages, labels
+
+
+def _training_answer(row: dict) -> str:
+    """The answer a training record teaches: its last assistant turn, or its completion."""
+    turns = row.get("messages") or []
+    answers = [m.get("content") for m in turns if isinstance(m, dict) and m.get("role") == "assistant"]
+    answer = answers[-1] if answers else row.get("completion")
+    if isinstance(answer, list):
+        answer = _user_text(answer) if all(isinstance(m, dict) and "role" in m for m in answer) else ""
+    return answer if isinstance(answer, str) else ""
+
+
+def _label(answer: str, key: str) -> str | None:
+    """The value of `key` in a JSON answer; None when the answer is not JSON or lacks it (the suite
+    metrics judge such answers; the label mix is of the answers that carry one)."""
+    try:
+        value = json.loads(answer)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if isinstance(value, dict) and isinstance(value.get(key), (str, int, float, bool)):
+        return str(value[key])
+    return None
 
 
 def _usable(spec) -> bool:
@@ -193,13 +255,16 @@ class _Measured:
     words: int
     pii: bool
     injection: bool
+    language: str
+    label: str | None           # the answer's monitor.label_field value, when one is set
 
 
 def _measure(record: LogRecord, ref: _ReleaseReference) -> _Measured:
     text = record.user_text
     return _Measured(record, {name: spec.metric(record.response, record.reference, **spec.args)
                               for name, (spec, *_release) in ref.metrics.items()},
-                     _words(text), bool(ref.scanner.find(text)), any(p.search(text) for _, p in ref.patterns))
+                     _words(text), bool(ref.scanner.find(text)), any(p.search(text) for _, p in ref.patterns),
+                     language_of(text), _label(record.response, ref.label_field) if ref.label_field else None)
 
 
 def _window_figures(window: str, measured: list[_Measured], ref: _ReleaseReference,
@@ -216,9 +281,43 @@ def _window_figures(window: str, measured: list[_Measured], ref: _ReleaseReferen
         figures.append(analysis.rate_figure("feedback", name, window, flags, threshold, **common))
     figures.append(analysis.length_drift_figure(window, [m.words for m in measured], ref.training_words,
                                                 p_threshold=cfg.drift_p_value, min_records=cfg.min_records))
+    figures.append(analysis.category_drift_figure(
+        "input_language", window, Counter(m.language for m in measured), ref.training_languages,
+        p_threshold=cfg.drift_p_value, min_records=cfg.min_records, min_distance=cfg.mix_distance))
+    if ref.label_field:
+        figures.append(analysis.category_drift_figure(
+            f"answer_{ref.label_field}", window, Counter(m.label for m in measured if m.label is not None),
+            ref.training_labels, p_threshold=cfg.drift_p_value, min_records=cfg.min_records,
+            min_distance=cfg.mix_distance))
     for name, flags, (k, n) in (("inputs_with_pii", [m.pii for m in measured], ref.pii),
                                 ("inputs_with_injection", [m.injection for m in measured], ref.injection)):
         figures.append(analysis.share_drift_figure(name, window, flags, k, n, max_increase=cfg.rate_increase, **common))
+    return figures
+
+
+def _comparison_figures(window: str, mine: list[_Measured], theirs: list[_Measured], ref: _ReleaseReference,
+                        params: Params) -> list[MonitorFigure]:
+    """This release against the previous one on the same window: every monitored metric (paired where the
+    same request was answered by both, as in shadow) and every feedback rate (two samples)."""
+    cfg = params.monitor
+    common = {"confidence": cfg.confidence, "min_records": cfg.min_records, "max_drop": cfg.rollout.rollback_drop}
+    their_answers = {m.record.request_id: m for m in theirs if m.record.request_id is not None}
+    pairs = [(m, their_answers[m.record.request_id]) for m in mine if m.record.request_id in their_answers]
+    paired = len(pairs) >= cfg.min_records
+    figures = []
+    for name in ref.metrics:
+        if paired:
+            new, old = [a.scores[name] for a, _ in pairs], [b.scores[name] for _, b in pairs]
+        else:
+            new, old = [m.scores[name] for m in mine], [m.scores[name] for m in theirs]
+        figures.append(analysis.comparison_figure("metric", name, window, new, old, paired=paired,
+                                                  higher_is_worse=False, **common))
+    for name in cfg.feedback_thresholds:
+        new = analysis.feedback_flags([m.record for m in mine], name)
+        old = analysis.feedback_flags([m.record for m in theirs], name)
+        if new and old:       # in shadow the new answers reach no user: no feedback to compare
+            figures.append(analysis.comparison_figure("feedback", name, window, new, old, paired=False,
+                                                      higher_is_worse=True, **common))
     return figures
 
 
@@ -304,7 +403,10 @@ def _plots(figures: list[MonitorFigure], windows: list[str]) -> dict[str, str]:
         ax.plot(xs, [f.value for f in series], marker="o", color="#4a78b5", label="production")
         if all(f.ci_low is not None for f in series):
             ax.fill_between(xs, [f.ci_low for f in series], [f.ci_high for f in series], color="#4a78b5", alpha=0.2)
-        if series[0].reference is not None:
+        if kind == "comparison":
+            ax.plot(xs, [f.reference for f in series], marker=".", color="#b54a4a", linestyle="--",
+                    label="previous release")
+        elif series[0].reference is not None:
             ax.axhline(series[0].reference, color="#b54a4a", linestyle="--", label="release / threshold")
         for f in series:
             if f.status == "failed":
@@ -312,7 +414,7 @@ def _plots(figures: list[MonitorFigure], windows: list[str]) -> dict[str, str]:
         ax.set_xticks(range(len(windows)), windows, rotation=30, fontsize=7)
         ax.set_title(f"{kind}: {name}", fontsize=9)
         ax.legend(fontsize=7, loc="best")
-        file = f"{kind}_{name}.png"
+        file = f"{kind}_{name.replace(':', '_')}.png"
         fig.tight_layout()
         fig.savefig(MONITOR_DIR / file, format="png")
         plt.close(fig)

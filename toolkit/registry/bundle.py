@@ -86,18 +86,18 @@ class Bundle:
         return file_digests(self.root, (MANIFEST, ATTESTATION))
 
 
-class _Record(BaseModel):
+class Record(BaseModel):
     # Records from newer toolkits may carry fields this one does not know: kept, never dropped.
     model_config = ConfigDict(extra="allow")
 
 
-class Override(_Record):
+class Override(Record):
     reason: str
     by: str
     at: str
 
 
-class Headline(_Record):
+class Headline(Record):
     metric: str
     base: float
     adapter: float
@@ -106,7 +106,7 @@ class Headline(_Record):
     ci_high: float | None = None
 
 
-class ServingRecord(_Record):
+class ServingRecord(Record):
     """The release's serving check: the adapter's shape against vLLM's limits, and its reloaded logits."""
     rank: int
     alpha: float | None = None
@@ -121,7 +121,7 @@ class ServingRecord(_Record):
     logits_match: bool = False
 
 
-class _ReleaseFields(_Record):
+class _ReleaseFields(Record):
     """What the release record and its ledger entry both state."""
     version: str
     base_model: str
@@ -173,4 +173,6 @@ class LedgerEntry(_ReleaseFields):
 
 
 def typed_entries(raw: list[dict], ledger: Path) -> list[LedgerEntry]:
-    return [LedgerEntry.parse(entry, ledger, number) for number, entry in enumerate(raw, start=1)]
+    """The release entries; event lines (monitoring, rollout: toolkit.registry.events) are left out."""
+    return [LedgerEntry.parse(entry, ledger, number) for number, entry in enumerate(raw, start=1)
+            if "event" not in entry]

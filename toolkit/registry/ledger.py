@@ -171,16 +171,22 @@ def signature_problems(entries: list[dict], keys: dict, version: str | None) -> 
     """(failures, warnings) of the entries' signatures against trusted `keys`.
 
     The entry of `version` must be signed by a trusted key. Every signed entry must verify. Unsigned
-    entries are allowed only before the first signed one (releases from before signing was adopted,
-    a warning); an unsigned entry after a signed one fails (its signature was removed).
+    release entries are allowed only before the first signed one (releases from before signing was
+    adopted, a warning); an unsigned release entry after a signed one fails (its signature was
+    removed). An unsigned event (monitoring, rollout) is a warning.
     """
     from toolkit.registry.signing import signature_problem
 
     failures, warnings, seen_signed = [], [], False
     for number, entry in enumerate(entries, start=1):
-        label = f"line {number} (v{entry.get('version')})"
+        event = entry.get("event")
+        label = f"line {number} (v{entry.get('version')}{f' {event} event' if event else ''})"
         if "signature" not in entry:
-            if entry.get("version") == version:
+            if event:
+                # A monitoring job may run without the release key; its event is on record, unsigned.
+                # (The rollout commands refuse to record an unsigned decision on a signed registry.)
+                warnings.append(f"{label}: unsigned")
+            elif entry.get("version") == version:
                 failures.append(f"{label}: this release's entry is not signed")
             elif seen_signed:
                 failures.append(f"{label}: unsigned after signed entries (a signature was removed)")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from toolkit.registry import ledger as ledger_mod
 from toolkit.registry.bundle import LedgerEntry, typed_entries
+from toolkit.registry.events import LedgerEvent, is_event, typed_events
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,20 @@ class Registry:
         return self.releases / f"v{version}"
 
     def entries(self) -> list[LedgerEntry]:
-        """The ledger's entries, typed (a malformed one is a LedgerError naming its line)."""
+        """The ledger's release entries, typed (a malformed one is a LedgerError naming its line)."""
         return typed_entries(ledger_mod.read_entries(self.ledger), self.ledger)
 
+    def events(self, version: str | None = None) -> list[LedgerEvent]:
+        """Monitoring results and rollout decisions after the releases (of one release, if given)."""
+        events = typed_events(ledger_mod.read_entries(self.ledger), self.ledger)
+        return [e for e in events if version is None or e.version == version]
+
     def latest(self) -> Path | None:
-        """The last released bundle: what the canary tier compares against."""
+        """The last released bundle not rolled back (what serves users): what the canary tier compares against."""
         entries = ledger_mod.read_entries(self.ledger)
-        return self.bundle(entries[-1]["version"]) if entries else None
+        rolled_back = {e.get("version") for e in entries if e.get("event") == "rollout" and e.get("action") == "rollback"}
+        releases = [e["version"] for e in entries if not is_event(e) and e["version"] not in rolled_back]
+        return self.bundle(releases[-1]) if releases else None
 
     def orphans(self, entries: list[dict]) -> list[Path]:
         """Bundles with no ledger entry (a release killed before it was recorded)."""
