@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -94,11 +92,7 @@ def main() -> None:
             low, high = difference_interval(k1, 400, k0, RELEASE_ITEMS, 0.95)
             rejected += low > 0 or high < 0
         calibration = {"pairs": pairs, "significant_at_95": rejected, "rate": round(rejected / pairs, 4)}
-        n = 100_000
-        write_logs(Path("logs/large.jsonl"), production_logs(seed=7, days=10, per_day=n // 10))
-        started = time.perf_counter()
-        _monitor("logs/large.jsonl")
-        seconds = time.perf_counter() - started
+        rollout = _rollout_comparisons(Path(tmp))
     write_result(out, {
         "machine": machine(),
         "false_alarms": {"runs": len(SEEDS), "days_per_run": 7, "records_per_day": 400, "judged_figures": judged,
@@ -108,9 +102,41 @@ def main() -> None:
                          "significant_rate": round(significant / metric_tests, 4)},
         "difference_test_calibration": calibration,
         "effects_found": effects,
-        "large_log": {"records": n, "seconds": round(seconds, 1), "records_per_s": round(n / seconds),
-                      "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)},
+        "rollout_comparison": rollout,
     })
+
+
+def _rollout_comparisons(root: Path) -> dict:
+    """v2 rolls out beside v1 (released_project makes both): comparison figures on logs where v2 is like
+    v1 (20 seeds each for shadow and a 10 % split), and where v2 answers invalid JSON 8 points more often."""
+    from production_logs import rollout_logs
+    from toolkit.monitoring import rollout
+    from toolkit.registry.store import Registry
+
+    released_project(root, "2")
+    registry = Registry(root / "registry")
+    rollout.plan(Params(), registry)
+    start = rollout.rollout_state(registry, "2").stage_started
+    result = {}
+    for stage, traffic, per_day in (("shadow", 0.0, 400), ("10pct", 0.1, 4000)):
+        judged = alarms = 0
+        for seed in SEEDS:
+            write_logs(Path("logs/rollout.jsonl"), rollout_logs(seed=3000 + seed, start=start, days=2, per_day=per_day,
+                                                                traffic=traffic))
+            figures = [f for f in _figures(_monitor("logs/rollout.jsonl")) if f["kind"] == "comparison"]
+            judged += len(figures)
+            alarms += sum(f["status"] == "failed" for f in figures)
+        found = 0
+        for seed in range(5):
+            write_logs(Path("logs/rollout.jsonl"), rollout_logs(seed=4000 + seed, start=start, days=2, per_day=per_day,
+                                                                traffic=traffic, invalid_up=0.08))
+            failed = {f["name"] for f in _figures(_monitor("logs/rollout.jsonl")) if f["status"] == "failed"
+                      and f["kind"] == "comparison" and f["window"] == "all"}
+            found += "metric:json_valid" in failed
+        result[stage] = {"requests_per_day": per_day, "traffic": traffic, "judged_figures": judged,
+                         "false_alarms": alarms, "rate_per_judged_figure": round(alarms / judged, 4) if judged else None,
+                         "invalid_json_plus_8_points_found": f"{found} of 5 seeds"}
+    return result
 
 
 if __name__ == "__main__":

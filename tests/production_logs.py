@@ -7,6 +7,7 @@ import json
 import random
 import shutil
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from toolkit.files import sha256_file
 from toolkit.registry import ledger as ledger_mod
@@ -40,14 +41,17 @@ def answer(rng: random.Random, valid: bool) -> str:
                        "priority": rng.choice(["low", "normal", "high"]), "product": rng.choice(PRODUCTS)})
 
 
-def production_logs(seed: int, days: int = 7, per_day: int = 400, start: str = "2026-11-02", release: str = "1",
-                    effect_day: int | None = None, invalid_up: float = 0.0, rerouted: float = 0.05,
-                    rerouted_after: float | None = None, german_after: bool = False) -> list[dict]:
+def production_logs(seed: int, **effects) -> list[dict]:
+    return list(iter_production_logs(seed, **effects))
+
+
+def iter_production_logs(seed: int, days: int = 7, per_day: int = 400, start: str = "2026-11-02", release: str = "1",
+                         effect_day: int | None = None, invalid_up: float = 0.0, rerouted: float = 0.05,
+                         rerouted_after: float | None = None, german_after: bool = False) -> Iterator[dict]:
     """Records of `release`; from `effect_day` on: invalid JSON up by `invalid_up`, the re-route rate
     `rerouted_after`, and/or longer German inputs."""
     rng = random.Random(seed)
     first = dt.datetime.fromisoformat(start).replace(tzinfo=dt.timezone.utc)
-    rows = []
     for day in range(days):
         effect = effect_day is not None and day >= effect_day
         valid_rate = RELEASE_JSON_VALID - (invalid_up if effect else 0.0)
@@ -55,19 +59,21 @@ def production_logs(seed: int, days: int = 7, per_day: int = 400, start: str = "
         for i in range(per_day):
             when = first + dt.timedelta(days=day, seconds=rng.randrange(86400))
             text = user_text(rng, german=german_after and effect)
-            rows.append({"time": when.isoformat().replace("+00:00", "Z"), "release": release,
-                         "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}],
-                         "response": answer(rng, rng.random() < valid_rate),
-                         "latency_ms": round(rng.uniform(80, 400), 1), "prompt_tokens": rng.randint(40, 90),
-                         "completion_tokens": rng.randint(15, 30),
-                         "feedback": {"rerouted": rng.random() < reroute_rate, "rating": rng.choice([3, 4, 5, 5])}})
-    return rows
+            yield {"time": when.isoformat().replace("+00:00", "Z"), "release": release,
+                   "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}],
+                   "response": answer(rng, rng.random() < valid_rate),
+                   "latency_ms": round(rng.uniform(80, 400), 1), "prompt_tokens": rng.randint(40, 90),
+                   "completion_tokens": rng.randint(15, 30),
+                   "feedback": {"rerouted": rng.random() < reroute_rate, "rating": rng.choice([3, 4, 5, 5])}}
 
 
-def write_logs(path: Path, rows: list[dict]) -> Path:
+def write_logs(path: Path, rows: Iterable[dict]) -> Path:
+    """Rows written as they come (a generator of a million records never sits in memory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = "".join(json.dumps(row) + "\n" for row in rows).encode()
-    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wt", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
     return path
 
 

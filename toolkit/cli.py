@@ -609,12 +609,15 @@ def history(params_file: str, registry: str | None) -> None:
     if not entries:
         click.echo(f"no releases in {reg.root}")
         return
-    click.echo(f"{'version':<9} {'time':<26} {'gate':<9} {'policy':<12} headline")
+    from toolkit.monitoring.rollout import rollout_state
+
+    click.echo(f"{'version':<9} {'time':<26} {'gate':<9} {'policy':<12} {'rollout':<12} headline")
     for entry in entries:
         gate = "passed" if entry.gate_passed else ("OVERRIDE" if entry.override else "failed")
         h = entry.headline
         headline = f"{h.metric} {h.base:.4f} -> {h.adapter:.4f} ({h.delta:+.4f})" if h else "-"
-        click.echo(f"{entry.version:<9} {entry.time:<26} {gate:<9} {entry.policy:<12} {headline}")
+        stage = rollout_state(reg, entry.version).stage_name or "-"
+        click.echo(f"{entry.version:<9} {entry.time:<26} {gate:<9} {entry.policy:<12} {stage:<12} {headline}")
 
 
 @cli.command()

@@ -26,29 +26,74 @@ def test_windows_are_utc_days_or_iso_weeks():
 
 def test_a_metric_fails_only_on_a_significant_drop_of_at_least_the_policy_size():
     judge = {"confidence": 0.95, "min_records": 30, "max_drop": 0.05}
-    small_drop = analysis.metric_figure("json_valid", "d", [1.0] * 930 + [0.0] * 70, 0.97, 174, **judge)
+    small_drop = analysis.metric_figure("json_valid", "d", 930, 1000, 0.97, 174, **judge)
     assert small_drop.status == "ok"                       # 0.93 vs 0.97: 4 points, under the policy's 5
-    big_drop = analysis.metric_figure("json_valid", "d", [1.0] * 880 + [0.0] * 120, 0.97, 174, **judge)
+    big_drop = analysis.metric_figure("json_valid", "d", 880, 1000, 0.97, 174, **judge)
     assert big_drop.status == "failed" and "significant drop" in big_drop.message
-    noisy = analysis.metric_figure("json_valid", "d", [1.0] * 36 + [0.0] * 4, 0.97, 174, **judge)
+    noisy = analysis.metric_figure("json_valid", "d", 36, 40, 0.97, 174, **judge)
     assert noisy.status == "ok"                            # 0.90 on 40 records: not significant
-    few = analysis.metric_figure("json_valid", "d", [0.0] * 10, 0.97, 174, **judge)
+    few = analysis.metric_figure("json_valid", "d", 0, 10, 0.97, 174, **judge)
     assert few.status == "too_few" and few.value == 0.0
 
 
 def test_feedback_fails_when_the_whole_interval_is_above_the_threshold():
     common = {"confidence": 0.95, "min_records": 30}
-    assert analysis.rate_figure("feedback", "rerouted", "d", [True] * 14 + [False] * 86, 0.10, **common).status == "ok"
-    assert analysis.rate_figure("feedback", "rerouted", "d", [True] * 25 + [False] * 75, 0.10, **common).status == "failed"
+    assert analysis.rate_figure("feedback", "rerouted", "d", 14, 100, 0.10, **common).status == "ok"
+    assert analysis.rate_figure("feedback", "rerouted", "d", 25, 100, 0.10, **common).status == "failed"
 
 
 def test_negative_feedback_reads_ratings_and_thumbs_and_skips_records_without_any():
-    from toolkit.monitoring.logs import LogRecord
+    feedbacks = [{"rating": 1}, {"rating": 5}, {"thumbs": "down"}, {}, {"rerouted": True}]
+    assert [analysis.feedback(f, "negative") for f in feedbacks] == [
+        (True, "rating 1"), (False, "rating 5"), (True, "thumbs down"), None, None]
+    assert [analysis.feedback(f, "rerouted") for f in feedbacks] == [None, None, None, None, (True, "feedback rerouted")]
 
-    def record(feedback):
-        return LogRecord("f", 1, dt.datetime.now(dt.timezone.utc), "1", [], "", feedback=feedback)
 
-    records = [record({"rating": 1}), record({"rating": 5}), record({"thumbs": "down"}), record({}),
-               record({"rerouted": True})]
-    assert analysis.feedback_flags(records, "negative") == [True, False, True]
-    assert analysis.feedback_flags(records, "rerouted") == [True]
+def test_paired_comparison_uses_the_pairs_and_two_samples_otherwise():
+    from collections import Counter
+
+    common = {"confidence": 0.95, "min_records": 30, "max_drop": 0.05}
+    # 400 requests answered by both: the new release loses 40 that the old one got right, wins none.
+    pairs = Counter({(1.0, 1.0): 340, (0.0, 1.0): 40, (0.0, 0.0): 20})
+    paired = analysis.comparison_figure("metric", "json_valid", "d", (0, 0), (0, 0), pairs=pairs,
+                                        higher_is_worse=False, **common)
+    assert paired.paired and paired.status == "failed" and paired.delta == pytest.approx(-0.1)
+    assert paired.value == pytest.approx(0.85) and paired.reference == pytest.approx(0.95)
+    assert paired.delta_high < 0 and paired.delta_low > -0.14
+    # The same shares as two samples of 400: wider, still significant; 2 points worse: not a failure.
+    apart = analysis.comparison_figure("metric", "json_valid", "d", (340, 400), (380, 400), pairs=None,
+                                       higher_is_worse=False, **common)
+    assert not apart.paired and apart.status == "failed" and apart.delta_low < paired.delta_low
+    small = analysis.comparison_figure("metric", "json_valid", "d", (372, 400), (380, 400), pairs=None,
+                                       higher_is_worse=False, **common)
+    assert small.status == "ok"
+    worse_feedback = analysis.comparison_figure("feedback", "rerouted", "d", (100, 400), (20, 400), pairs=None,
+                                                higher_is_worse=True, **common)
+    assert worse_feedback.status == "failed" and worse_feedback.name == "feedback:rerouted"
+    few = analysis.comparison_figure("metric", "json_valid", "d", (10, 10), (300, 400), pairs=None,
+                                     higher_is_worse=False, **common)
+    assert few.status == "too_few"
+
+
+def test_category_mix_fails_on_a_significant_and_large_shift_only():
+    common = {"p_threshold": 0.01, "min_records": 30, "min_distance": 0.10}
+    training = {"en": 880, "und": 20}
+    same = analysis.category_drift_figure("input_language", "d", {"en": 390, "und": 10}, training, **common)
+    assert same.status == "ok" and same.value < 0.02
+    german = analysis.category_drift_figure("input_language", "d", {"en": 200, "de": 200}, training, **common)
+    assert german.status == "failed" and german.value == pytest.approx(0.5, abs=0.03) and "de 0.50" in german.message
+    # Significant on many records but a small shift: not a failure.
+    slight = analysis.category_drift_figure("input_language", "d", {"en": 92_000, "de": 8_000}, training, **common)
+    assert slight.p_value < 0.01 and slight.status == "ok"
+
+
+def test_length_drift_from_counts_matches_the_list_form():
+    from collections import Counter
+
+    from scipy.stats import ks_2samp
+
+    production = [5, 6, 6, 7, 9, 12] * 10
+    training = [5, 5, 6, 7, 7, 8] * 20
+    figure = analysis.length_drift_figure("d", Counter(production), Counter(training), p_threshold=0.01, min_records=30)
+    assert figure.p_value == pytest.approx(ks_2samp(production, training).pvalue)
+    assert figure.value == sorted(production)[len(production) // 2]

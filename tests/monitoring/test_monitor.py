@@ -11,7 +11,8 @@ from production_logs import production_logs, released_project, write_logs
 from toolkit.cli import cli
 from toolkit.config import Params
 from toolkit.errors import ConfigError, DataError, GateFailed
-from toolkit.monitoring.logs import read_logs
+from toolkit.monitoring import logs
+from toolkit.monitoring.observe import read_chunks
 from toolkit.monitoring.stage import run_monitor
 
 QUIET = {"progress": lambda _: None}
@@ -102,8 +103,14 @@ def test_undecodable_bytes_and_gzip_are_read_line_by_line(tmp_path):
     good = json.dumps(production_logs(seed=6, days=1, per_day=2)[0]).encode()
     path = tmp_path / "mixed.jsonl.gz"
     path.write_bytes(gzip.compress(good + b"\n\xff\xfe broken\n" + good + b"\n"))
-    read = read_logs([path])
-    assert len(read.records) == 2 and [(b.line, b.field) for b in read.bad] == [(2, "(record)")]
+    digests = {}
+    chunks = list(read_chunks([path], digests))
+    lines = [number for _, chunk in chunks for number, _ in chunk]
+    assert lines == [1, 2, 3] and digests[str(path)]
+    records = [logs.parse_record(json.loads(raw), "f", n) for _, chunk in chunks for n, raw in chunk if n != 2]
+    assert len(records) == 2
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(chunks[0][1][1][1])           # the undecodable line: a bad record with its number, not a crash
 
 
 def test_no_release_another_release_and_a_missing_file_are_clear(project, tmp_path_factory, monkeypatch):
@@ -186,3 +193,18 @@ def test_failed_and_negatively_rated_records_are_exported_for_review_redacted(pr
     assert exported[0]["messages"][-1] == {"role": "assistant", "content": "Sorry, no JSON today."}
     parsed = load_records(project / "review.jsonl")           # the data stage reads it as it is
     assert parsed.layout == "chat" and len(parsed.records) == 3 and not parsed.problems
+
+
+def test_worker_processes_give_the_same_report_as_one_process(project):
+    """Chunks scored in two forked workers, tallied in the parent: the same figures, counts and export."""
+    write_logs(project / "logs/week.jsonl", production_logs(seed=11, days=3, per_day=3000, effect_day=2,
+                                                            invalid_up=0.1))
+    reports = []
+    for workers in (1, 2):
+        with pytest.raises(GateFailed):
+            run_monitor(Params(), ["logs/week.jsonl"], workers=workers, export_review=project / f"review{workers}.jsonl",
+                        **QUIET)
+        reports.append(json.loads((project / "reports/monitor.json").read_text()))
+    one, two = reports
+    assert one["figures"] == two["figures"] and one["serving"] == two["serving"] and one["records_used"] == 9000
+    assert (project / "review1.jsonl").read_bytes() == (project / "review2.jsonl").read_bytes()

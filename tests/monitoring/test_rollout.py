@@ -175,3 +175,63 @@ def test_cli_exit_codes_and_status(project):
     assert back.exit_code == 0 and "traffic returns to v1" in back.output
     record = (project / "registry/rollout/v2.md").read_text()
     assert "&lt;b&gt;bad&lt;/b&gt;" in record and "<b>" not in record
+
+
+@pytest.mark.e2e
+def test_rollout_of_the_demo_end_to_end(pipeline_copy):
+    """The demo released twice (v1 serves, v2 rolls out): plan, shadow logs, advance to 10 %, a degraded
+    window, rollback; the ledger and the bundle verify after each step."""
+    from conftest import run_in
+    from toolkit.files import read_jsonl
+
+    def verified():
+        result = run_in(pipeline_copy, "toolkit", "verify", "registry/releases/v2")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "[PASS] ledger chain" in result.stdout
+
+    def logs(name, start, broken_every=0, paired=True):
+        rows = []
+        for day in range(2):
+            for i, ticket in enumerate(tickets):
+                *prompt, reference = ticket["messages"]
+                when = (start + dt.timedelta(days=day, hours=1 + i % 20, minutes=i % 60)).isoformat()
+                for release in ("1", "2"):
+                    broken = release == "2" and broken_every and i % broken_every == 0
+                    rows.append({"time": when, "release": release, "messages": prompt,
+                                 **({"request_id": f"{day}-{i}"} if paired else {}),
+                                 "response": "I cannot answer that." if broken else reference["content"],
+                                 "latency_ms": 50 + i % 40, "prompt_tokens": 60, "completion_tokens": 25})
+        return write_logs(pipeline_copy / "logs" / name, rows)
+
+    tickets = list(read_jsonl(pipeline_copy / "artifacts/data/heldout.jsonl"))
+    for _ in range(2):
+        run_in(pipeline_copy, "toolkit", "release", check=True)
+    card = (pipeline_copy / "registry/releases/v2/model_card/README.md").read_text()
+    assert "Planned rollout" in card and "registry/rollout/v2.md" in card
+    techdoc = (pipeline_copy / "registry/releases/v2/model_card/technical_documentation.md").read_text()
+    assert "| shadow | 0 % | 200 | 1.0 |" in techdoc
+    planned = run_in(pipeline_copy, "toolkit", "rollout", "plan", "--reason", "demo v2")
+    assert planned.returncode == 0 and "replaces v1" in planned.stdout, planned.stdout + planned.stderr
+    verified()
+    start = rollout.rollout_state(Registry(pipeline_copy / "registry"), "2").stage_started
+
+    logs("shadow.jsonl", start)
+    shadow = run_in(pipeline_copy, "toolkit", "monitor", "logs/shadow.jsonl")
+    assert shadow.returncode == 0, shadow.stdout + shadow.stderr
+    advanced = run_in(pipeline_copy, "toolkit", "rollout", "advance", "--reason", "shadow clean")
+    assert advanced.returncode == 0 and "10pct" in advanced.stdout, advanced.stdout + advanced.stderr
+    verified()
+
+    stage = rollout.rollout_state(Registry(pipeline_copy / "registry"), "2").stage_started
+    logs("degraded.jsonl", stage, broken_every=3, paired=False)
+    degraded = run_in(pipeline_copy, "toolkit", "monitor", "logs/degraded.jsonl")
+    assert degraded.returncode == 1 and "comparison metric:json_valid" in degraded.stderr, degraded.stderr
+    assert run_in(pipeline_copy, "toolkit", "rollout", "advance").returncode == 1
+    back = run_in(pipeline_copy, "toolkit", "rollout", "rollback", "--reason", "a third of the answers not JSON",
+                  "--report", "reports/monitor.json")
+    assert back.returncode == 0 and "traffic returns to v1" in back.stdout, back.stdout + back.stderr
+    verified()
+    history = run_in(pipeline_copy, "toolkit", "history", check=True).stdout
+    assert "rolled_back" in history
+    record = (pipeline_copy / "registry/rollout/v2.md").read_text()
+    assert "| rollback | 10pct | rolled_back |" in record and "FAILED" in record

@@ -95,6 +95,7 @@ def run_card(params: Params) -> CardReport:
         heldout=reports["eval_heldout"],
         provider=provider_status(reports["base"], reports["train"], governance.base_training_compute_flops),
         registry=params.release.registry,
+        monitor=params.monitor,
         statements=training_statements(reports["train"].model_dump(mode="json")),
         tags=card_tags(reports["train"].model_dump(mode="json")),
     )

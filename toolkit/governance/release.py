@@ -256,8 +256,10 @@ def _fill_bundle(bundle: Bundle, params: Params, gate: GateReport, override: Ove
         _copy(Path(params.data.datasheet), bundle.datasheet)
     card_md = CARD_MARKDOWN.read_text(encoding="utf-8")
     card_html = CARD_HTML.read_text(encoding="utf-8")
-    release_md = render("release_section.md.j2", version=version, gate=gate, override=override)
-    release_html = render("release_section.html.j2", version=version, gate=gate, override=override)
+    section = dict(version=version, gate=gate, override=override, rollout=params.monitor.rollout,
+                   record=f"{params.release.registry}/rollout/v{version}.md")
+    release_md = render("release_section.md.j2", **section)
+    release_html = render("release_section.html.j2", **section)
     atomic_write_text(bundle.card(CARD_MARKDOWN.name), card_md.rstrip("\n") + "\n\n" + release_md)
     atomic_write_text(bundle.card(CARD_HTML.name), card_html.replace("</body>", release_html + "</body>"))
     for document in (TECHDOC_MARKDOWN, TECHDOC_HTML):

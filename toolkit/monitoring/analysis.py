@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 from statistics import NormalDist
 
-from toolkit.monitoring.logs import LogRecord
 from toolkit.reports import MonitorFigure
 
 
@@ -60,18 +60,18 @@ def _figure(kind: str, name: str, window: str, n: int, value: float | None, ci_l
                          reference=reference, p_value=p_value, status=status, message=message)
 
 
-def metric_figure(name: str, window: str, scores: list[float], release_value: float, release_n: int, *,
+def metric_figure(name: str, window: str, successes: float, n: int, release_value: float, release_n: int, *,
                   confidence: float, min_records: int, max_drop: float) -> MonitorFigure:
-    n = len(scores)
+    """`successes`: the sum of the scores of `n` records."""
     if n == 0:
         return _figure("metric", name, window, 0, None, reference=release_value, status="too_few",
                       message="no record this metric applies to")
-    value = sum(scores) / n
-    low, high = wilson(sum(scores), n, confidence)
+    value = successes / n
+    low, high = wilson(successes, n, confidence)
     if n < min_records:
         return _figure("metric", name, window, n, value, low, high, release_value, status="too_few",
                       message=f"{n} records (< {min_records}): reported, not judged")
-    d_low, d_high = difference_interval(sum(scores), n, release_value * release_n, release_n, confidence)
+    d_low, d_high = difference_interval(successes, n, release_value * release_n, release_n, confidence)
     failed = d_high < 0 and release_value - value >= max_drop
     message = (f"{value:.3f} vs {release_value:.3f} at release (difference {value - release_value:+.3f}, "
                f"CI {d_low:+.3f} to {d_high:+.3f})")
@@ -79,14 +79,14 @@ def metric_figure(name: str, window: str, scores: list[float], release_value: fl
                   status="failed" if failed else "ok", message=("significant drop: " if failed else "") + message)
 
 
-def rate_figure(kind: str, name: str, window: str, flags: list[bool], threshold: float, *, confidence: float,
+def rate_figure(kind: str, name: str, window: str, flagged: int, n: int, threshold: float, *, confidence: float,
                 min_records: int) -> MonitorFigure:
-    """A feedback rate against its threshold: failed when the whole interval is above it."""
-    n = len(flags)
+    """A feedback rate (`flagged` of the `n` records that carry this feedback) against its threshold:
+    failed when the whole interval is above it."""
     if n == 0:
         return _figure(kind, name, window, 0, None, reference=threshold, status="too_few", message="no feedback of this kind")
-    value = sum(flags) / n
-    low, high = wilson(sum(flags), n, confidence)
+    value = flagged / n
+    low, high = wilson(flagged, n, confidence)
     if n < min_records:
         return _figure(kind, name, window, n, value, low, high, threshold, status="too_few",
                       message=f"{n} records (< {min_records}): reported, not judged")
@@ -96,42 +96,62 @@ def rate_figure(kind: str, name: str, window: str, flags: list[bool], threshold:
                           + ("; significantly above" if failed else ""))
 
 
-def share_drift_figure(name: str, window: str, flags: list[bool], training_k: int, training_n: int, *,
+def share_drift_figure(name: str, window: str, flagged: int, n: int, training_k: int, training_n: int, *,
                        confidence: float, min_records: int, max_increase: float) -> MonitorFigure:
     """A share of inputs (with PII, with injection patterns) against the training data's share."""
-    n = len(flags)
     training = training_k / training_n if training_n else 0.0
     if n < min_records or not training_n:
-        return _figure("drift", name, window, n, sum(flags) / n if n else None, reference=training, status="too_few",
+        return _figure("drift", name, window, n, flagged / n if n else None, reference=training, status="too_few",
                       message=f"{n} records (< {min_records}): reported, not judged" if training_n
                       else "the training data's share is unknown")
-    value = sum(flags) / n
-    low, high = difference_interval(sum(flags), n, training_k, training_n, confidence)
+    value = flagged / n
+    low, high = difference_interval(flagged, n, training_k, training_n, confidence)
     failed = low > 0 and value - training >= max_increase
-    return _figure("drift", name, window, n, value, *wilson(sum(flags), n, confidence), training,
+    return _figure("drift", name, window, n, value, *wilson(flagged, n, confidence), training,
                   status="failed" if failed else "ok",
                   message=f"{value:.3f} of inputs vs {training:.3f} in the training data "
                           f"(difference CI {low:+.3f} to {high:+.3f})" + ("; significantly higher" if failed else ""))
 
 
-def length_drift_figure(window: str, lengths: list[int], training_lengths: list[int], *, p_threshold: float,
+def length_drift_figure(window: str, lengths: Counter, training_lengths: Counter, *, p_threshold: float,
                         min_records: int) -> MonitorFigure:
-    """Words in the user's text against the training inputs: two-sample Kolmogorov-Smirnov test."""
+    """Words in the user's text (length -> records) against the training inputs: two-sample
+    Kolmogorov-Smirnov test."""
     from scipy.stats import ks_2samp
 
-    n = len(lengths)
-    median = sorted(lengths)[n // 2] if n else None
-    reference = float(sorted(training_lengths)[len(training_lengths) // 2]) if training_lengths else None
+    n = sum(lengths.values())
+    median = _median(lengths)
+    reference = float(_median(training_lengths)) if training_lengths else None
     if n < min_records or not training_lengths:
         return _figure("drift", "input_words", window, n, median, reference=reference, status="too_few",
                       message=f"{n} records (< {min_records}): reported, not judged" if training_lengths
                       else "the release's training split is not available")
-    result = ks_2samp(lengths, training_lengths)
+    result = ks_2samp(_expand(lengths), _expand(training_lengths))
     failed = result.pvalue < p_threshold
     return _figure("drift", "input_words", window, n, float(median), reference=reference, p_value=float(result.pvalue),
                   status="failed" if failed else "ok",
                   message=f"median {median} words vs {reference:g} in training; KS statistic {result.statistic:.3f}, "
                           f"p {result.pvalue:.2g}" + (f" < {p_threshold}" if failed else ""))
+
+
+def _expand(counts: Counter):
+    import numpy as np
+
+    values = sorted(counts)
+    return np.repeat(np.asarray(values, dtype=np.int32), [counts[v] for v in values])
+
+
+def _median(counts: Counter) -> int | None:
+    """The value at position n // 2 of the sorted values (as sorted(list)[n // 2] would give)."""
+    n = sum(counts.values())
+    if not n:
+        return None
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen > n // 2:
+            return value
+    return None
 
 
 def feedback(fb: dict, name: str) -> tuple[bool, str] | None:
@@ -149,50 +169,55 @@ def feedback(fb: dict, name: str) -> tuple[bool, str] | None:
     return None
 
 
-def feedback_flags(records: list[LogRecord], name: str) -> list[bool]:
-    """The flags of the records that carry this kind of feedback."""
-    return [found[0] for record in records if (found := feedback(record.feedback, name)) is not None]
-
-
-def comparison_figure(kind: str, name: str, window: str, new: list[float], old: list[float], *, paired: bool,
-                      higher_is_worse: bool, confidence: float, min_records: int, max_drop: float) -> MonitorFigure:
-    """The new release against the previous one on the same window. Paired scores (the same requests,
-    answered by both in shadow) get the evaluation's paired bootstrap, or its normal limit past 10,000
-    pairs; two samples get Newcombe's interval. Failed when the difference is significant in the worse
-    direction and at least `max_drop`."""
-    n_new, n_old = len(new), len(old)
-    value = sum(new) / n_new if n_new else None
-    reference = sum(old) / n_old if n_old else None
+def comparison_figure(kind: str, name: str, window: str, new: tuple[float, int], old: tuple[float, int], *,
+                      pairs: Counter | None, higher_is_worse: bool, confidence: float, min_records: int,
+                      max_drop: float) -> MonitorFigure:
+    """The new release against the previous one on the same window. `new` and `old` are (sum of scores,
+    records); `pairs`, when the same requests were answered by both (shadow), counts (new score, old
+    score) per request and is compared with the evaluation's paired bootstrap (its normal limit past
+    10,000 pairs); otherwise Newcombe's interval for two samples. Failed when the difference is
+    significant in the worse direction and at least `max_drop`."""
+    if pairs is not None:
+        n_pairs = sum(pairs.values())
+        new = (sum(a * c for (a, _), c in pairs.items()), n_pairs)
+        old = (sum(b * c for (_, b), c in pairs.items()), n_pairs)
+    (k_new, n_new), (k_old, n_old) = new, old
+    value = k_new / n_new if n_new else None
+    reference = k_old / n_old if n_old else None
+    label = f"{kind}:{name}"
     if min(n_new, n_old) < min_records:
-        return MonitorFigure(kind="comparison", name=f"{kind}:{name}", window=window, n=n_new, value=value,
-                             reference=reference,
-                             status="too_few", paired=paired,
+        return MonitorFigure(kind="comparison", name=label, window=window, n=n_new, value=value, reference=reference,
+                             status="too_few", paired=pairs is not None,
                              message=f"{n_new} record(s) of this release, {n_old} of the previous "
                                      f"(< {min_records} on a side): reported, not judged")
-    if paired:
-        low, high = _paired_interval(new, old, confidence)
+    if pairs is not None:
+        low, high = _paired_interval(pairs, confidence)
     else:
-        low, high = difference_interval(sum(new), n_new, sum(old), n_old, confidence)
+        low, high = difference_interval(k_new, n_new, k_old, n_old, confidence)
     delta = value - reference
     worse = (low > 0 and delta >= max_drop) if higher_is_worse else (high < 0 and -delta >= max_drop)
-    how = f"{'paired on ' + str(n_new) + ' requests' if paired else 'two samples'}"
-    message = (f"{value:.3f} vs {reference:.3f} for the previous release ({kind} {name}, difference {delta:+.3f}, "
+    how = f"paired on {n_new} requests" if pairs is not None else "two samples"
+    message = (f"{value:.3f} vs {reference:.3f} for the previous release (difference {delta:+.3f}, "
                f"CI {low:+.3f} to {high:+.3f}, {how})")
-    return MonitorFigure(kind="comparison", name=f"{kind}:{name}", window=window, n=n_new, value=value,
-                         ci_low=None, ci_high=None, reference=reference, status="failed" if worse else "ok",
+    return MonitorFigure(kind="comparison", name=label, window=window, n=n_new, value=value, reference=reference,
+                         status="failed" if worse else "ok",
                          message=("significantly worse than the previous release: " if worse else "") + message,
-                         delta=delta, delta_low=low, delta_high=high, paired=paired)
+                         delta=delta, delta_low=low, delta_high=high, paired=pairs is not None)
 
 
-def _paired_interval(new: list[float], old: list[float], confidence: float) -> tuple[float, float]:
+def _paired_interval(pairs: Counter, confidence: float) -> tuple[float, float]:
     import numpy as np
 
     from toolkit.evals.stats import paired_bootstrap
 
-    if len(new) <= 10_000:
-        result = paired_bootstrap(old, new, confidence=confidence)
+    keys = sorted(pairs)
+    counts = [pairs[k] for k in keys]
+    new = np.repeat([k[0] for k in keys], counts)
+    old = np.repeat([k[1] for k in keys], counts)
+    if new.size <= 10_000:
+        result = paired_bootstrap(old.tolist(), new.tolist(), confidence=confidence)
         return result.ci_low, result.ci_high
-    diffs = np.asarray(new, dtype=float) - np.asarray(old, dtype=float)
+    diffs = new - old
     half = _z(confidence) * diffs.std(ddof=1) / math.sqrt(diffs.size)
     return float(diffs.mean() - half), float(diffs.mean() + half)
 

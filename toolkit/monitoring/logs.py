@@ -2,15 +2,14 @@
 OpenAI-compatible chat-completion request/response logs that vLLM and most gateways write.
 
 Files may be gzip-compressed; a folder means every *.jsonl / *.jsonl.gz in it. A record that cannot
-be read is counted and named by file, line and field, never fatal on its own: the caller decides
-what share of bad records stops the run.
+be read raises `BadField` naming the field; the reader (toolkit.monitoring.observe) counts it with its
+file and line and decides what share of bad records stops the run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -53,18 +52,6 @@ class BadRecord:
         return f"{self.file}:{self.line}: field '{self.field}': {self.reason}"
 
 
-@dataclass
-class LogRead:
-    records: list[LogRecord] = field(default_factory=list)
-    bad: list[BadRecord] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)      # path -> sha256 of the bytes read
-    layouts: dict[str, int] = field(default_factory=dict)    # "toolkit" / "openai" -> records
-
-    @property
-    def total(self) -> int:
-        return len(self.records) + len(self.bad)
-
-
 def log_files(paths: list[str | Path]) -> list[Path]:
     files: list[Path] = []
     for raw in paths:
@@ -81,33 +68,7 @@ def log_files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-def read_logs(paths: list[str | Path]) -> LogRead:
-    read = LogRead()
-    for path in log_files(paths):
-        digest = hashlib.sha256()
-        for number, raw in _lines(path, digest):
-            if not raw.strip():
-                continue
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                read.bad.append(BadRecord(str(path), number, "(record)", f"not JSON ({exc.msg})"))
-                continue
-            except RecursionError:
-                read.bad.append(BadRecord(str(path), number, "(record)", "nested too deeply"))
-                continue
-            try:
-                record, layout = parse_record(value, str(path), number)
-            except _Bad as bad:
-                read.bad.append(BadRecord(str(path), number, bad.field, bad.reason))
-                continue
-            read.records.append(record)
-            read.layouts[layout] = read.layouts.get(layout, 0) + 1
-        read.files[str(path)] = digest.hexdigest()
-    return read
-
-
-def _lines(path: Path, digest) -> Iterator[tuple[int, str]]:
+def log_lines(path: Path, digest) -> Iterator[tuple[int, str]]:
     """Lines split on \\n only (a JSON string may hold U+2028); an undecodable line is a bad record."""
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
@@ -122,7 +83,9 @@ def _lines(path: Path, digest) -> Iterator[tuple[int, str]]:
         raise DataError(f"cannot read the log file ({exc})", file=str(path)) from None
 
 
-class _Bad(Exception):
+class BadField(Exception):
+    """A record that cannot be read: the field and why."""
+
     def __init__(self, field: str, reason: str):
         self.field, self.reason = field, reason
 
@@ -130,7 +93,7 @@ class _Bad(Exception):
 def parse_record(value: Any, file: str, line: int) -> tuple[LogRecord, str]:
     """One record in the toolkit's schema or an OpenAI-compatible request/response pair."""
     if not isinstance(value, dict):
-        raise _Bad("(record)", "expected a JSON object")
+        raise BadField("(record)", "expected a JSON object")
     if isinstance(value.get("request"), dict) or isinstance(value.get("response"), dict):
         return _from_openai(value, file, line), "openai"
     return _from_toolkit(value, file, line), "toolkit"
@@ -139,7 +102,7 @@ def parse_record(value: Any, file: str, line: int) -> tuple[LogRecord, str]:
 def _from_toolkit(value: dict, file: str, line: int) -> LogRecord:
     response = value.get("response")
     if not isinstance(response, str):
-        raise _Bad("response", "expected the response text (a string)")
+        raise BadField("response", "expected the response text (a string)")
     return LogRecord(file=file, line=line, time=_time(value.get("time"), "time"),
                      release=_release(value.get("release", value.get("adapter"))),
                      messages=_messages(value.get("messages"), "messages"), response=response,
@@ -153,15 +116,15 @@ def _from_toolkit(value: dict, file: str, line: int) -> LogRecord:
 def _from_openai(value: dict, file: str, line: int) -> LogRecord:
     request, response = value.get("request"), value.get("response")
     if not isinstance(request, dict):
-        raise _Bad("request", "expected the chat-completion request (an object)")
+        raise BadField("request", "expected the chat-completion request (an object)")
     if not isinstance(response, dict):
-        raise _Bad("response", "expected the chat-completion response (an object)")
+        raise BadField("response", "expected the chat-completion response (an object)")
     choices = response.get("choices")
     if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
-        raise _Bad("response.choices", "expected a non-empty list of choices")
+        raise BadField("response.choices", "expected a non-empty list of choices")
     content = (choices[0].get("message") or {}).get("content")
     if not isinstance(content, str):
-        raise _Bad("response.choices[0].message.content", "expected the answer text")
+        raise BadField("response.choices[0].message.content", "expected the answer text")
     usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
     when = value.get("time", response.get("created"))
     metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
@@ -184,13 +147,13 @@ def parse_time(text: str) -> dt.datetime:
 
 def _time(value: Any, name: str) -> dt.datetime:
     if isinstance(value, bool) or value is None:
-        raise _Bad(name, "expected an ISO 8601 time or Unix seconds")
+        raise BadField(name, "expected an ISO 8601 time or Unix seconds")
     try:
         if isinstance(value, (int, float)):
             return dt.datetime.fromtimestamp(float(value), dt.timezone.utc)
         return parse_time(str(value))
     except (ValueError, OverflowError, OSError):
-        raise _Bad(name, f"not a time: {str(value)[:40]!r}") from None
+        raise BadField(name, f"not a time: {str(value)[:40]!r}") from None
 
 
 def _release(value: Any) -> str | None:
@@ -204,13 +167,13 @@ def _messages(value: Any, name: str) -> list[dict]:
     from toolkit.data.formats import LayoutProblem, _content   # the data stage's reading of a turn's text
 
     if not (isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value)):
-        raise _Bad(name, "expected a list of messages with a role")
+        raise BadField(name, "expected a list of messages with a role")
     messages = []
     for index, m in enumerate(value):
         try:   # no content: an assistant turn that only called a tool
             content = "" if m.get("content") is None else _content(m["content"], f"{name}[{index}].content")
         except LayoutProblem as problem:
-            raise _Bad(problem.field, problem.message) from None
+            raise BadField(problem.field, problem.message) from None
         messages.append({"role": str(m["role"]), "content": content})
     return messages
 
@@ -219,14 +182,14 @@ def _number(value: Any, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise _Bad(name, f"expected a non-negative number, got {value!r}")
+        raise BadField(name, f"expected a non-negative number, got {value!r}")
     return float(value)
 
 
 def _count(value: Any, name: str) -> int | None:
     number = _number(value, name)
     if number is not None and number != int(number):
-        raise _Bad(name, f"expected a whole number, got {value!r}")
+        raise BadField(name, f"expected a whole number, got {value!r}")
     return None if number is None else int(number)
 
 
@@ -234,10 +197,10 @@ def _feedback(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _Bad("feedback", "expected an object such as {\"rerouted\": true, \"rating\": 2}")
+        raise BadField("feedback", "expected an object such as {\"rerouted\": true, \"rating\": 2}")
     for key, item in value.items():
         if not isinstance(item, (bool, int, float, str)) or (isinstance(item, float) and not math.isfinite(item)):
-            raise _Bad(f"feedback.{key}", "expected true/false, a number or a short text")
+            raise BadField(f"feedback.{key}", "expected true/false, a number or a short text")
     return value
 
 
@@ -251,5 +214,5 @@ def _request_id(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise _Bad("request_id", f"expected a string or an integer, got {type(value).__name__}")
+        raise BadField("request_id", f"expected a string or an integer, got {type(value).__name__}")
     return str(value)
