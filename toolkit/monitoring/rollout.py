@@ -91,11 +91,11 @@ def rollout_state(registry: Registry, version: str) -> RolloutState:
     return state
 
 
-def release_version(registry: Registry, version: str | None) -> str:
+def release_version(registry: Registry, version: str | None, purpose: str = "") -> str:
     """The named release (`3` or `v3`), default the latest; ConfigError when it is not in the ledger."""
     versions = [entry.version for entry in registry.entries()] if registry.ledger.is_file() else []
     if not versions:
-        raise ConfigError(f"no release in {registry.root}", key="--release")
+        raise ConfigError(f"no release in {registry.root}{': ' + purpose if purpose else ''}", key="--release")
     wanted = (version or versions[-1]).removeprefix("v")
     if wanted not in versions:
         raise ConfigError(f"release {wanted} is not in the ledger (released: {', '.join(versions)})", key="--release")

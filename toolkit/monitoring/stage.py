@@ -26,7 +26,7 @@ from toolkit.files import atomic_write_text, sha256_file
 from toolkit.layout import REPORTS
 from toolkit.monitoring.observe import ChunkResult, Scope, observe
 from toolkit.monitoring.reference import ReleaseReference
-from toolkit.monitoring.rollout import previous_release, rollout_state, write_status
+from toolkit.monitoring.rollout import previous_release, release_version, rollout_state, write_status
 from toolkit.monitoring.tally import ALL, Serving, Tallies
 from toolkit.registry.bundle import Bundle
 from toolkit.registry.events import append_event, registry_signer
@@ -179,14 +179,7 @@ def _record(params: Params, registry: Registry, report: MonitorReport, path: Pat
 
 
 def _release_bundle(registry: Registry, version: str | None) -> Bundle:
-    entries = registry.entries() if registry.ledger.is_file() else []
-    if not entries:
-        raise ConfigError(f"no release in {registry.root}: monitoring compares production with a release",
-                          key="--release")
-    versions = [e.version for e in entries]
-    wanted = (version or versions[-1]).removeprefix("v")
-    if wanted not in versions:
-        raise ConfigError(f"release {wanted} is not in the ledger (released: {', '.join(versions)})", key="--release")
+    wanted = release_version(registry, version, purpose="monitoring compares production with a release")
     bundle = Bundle(registry.bundle(wanted))
     if not bundle.is_bundle():
         raise ConfigError(f"{bundle.root}: the bundle of release {wanted} is missing", key="--release")
