@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,300000,1000000")
     args = parser.parse_args()
     out = Path(args.out).resolve()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     runs = []
     with tempfile.TemporaryDirectory(prefix="toolkit-monitor-scale-") as tmp:
         os.chdir(tmp)
@@ -59,8 +60,7 @@ def main() -> None:
                          "passed": measured["passed"]})
             print(runs[-1], flush=True)
             log.unlink()
-    write_result(out, {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "runs": runs})
+    write_result(out, {"machine": machine(), "started": started, "runs": runs})
 
 
 if __name__ == "__main__":

@@ -318,7 +318,10 @@ class MonitorParams(StrictModel):
         {"rerouted": 0.10, "negative": 0.20},
         description="a feedback rate significantly above its threshold fails (negative: rating 1-2 of 5, or "
                     "thumbs down)")
-    drift_p_value: float = Field(0.01, gt=0, lt=1, description="input length: a two-sample KS test below this p fails")
+    drift_p_value: float = Field(0.01, gt=0, lt=1, description="input drift: a test below this p fails (with an "
+                                                                 "effect of at least the size below)")
+    length_distance: float = Field(0.10, gt=0, le=1, description="input length: a KS statistic (the largest gap "
+                                                                 "between the two distributions) of at least this")
     rate_increase: float = Field(0.05, ge=0, le=1, description="PII or prompt-injection share significantly above "
                                                                  "the training data's by at least this much fails")
     max_cost_overrun: float = Field(0.25, ge=0, description="serving cost per day above the cost report's estimate "

@@ -94,6 +94,18 @@ def test_length_drift_from_counts_matches_the_list_form():
 
     production = [5, 6, 6, 7, 9, 12] * 10
     training = [5, 5, 6, 7, 7, 8] * 20
-    figure = analysis.length_drift_figure("d", Counter(production), Counter(training), p_threshold=0.01, min_records=30)
+    figure = analysis.length_drift_figure("d", Counter(production), Counter(training), p_threshold=0.01,
+                                          min_records=30, min_statistic=0.1)
     assert figure.p_value == pytest.approx(ks_2samp(production, training).pvalue)
     assert figure.value == sorted(production)[len(production) // 2]
+    # A million records one word longer than 100k training inputs of 5-14 words: significant, and large.
+    training = Counter({n: 10_000 for n in range(5, 15)})
+    longer = analysis.length_drift_figure("d", Counter({n + 1: 100_000 for n in range(5, 15)}), training,
+                                          p_threshold=0.01, min_records=30, min_statistic=0.1)
+    assert longer.status == "failed"
+    # A sliver of the inputs a word longer: significant on this many records, but too small to act on.
+    slightly = Counter({n: 100_000 for n in range(5, 15)})
+    slightly[5] -= 30_000
+    slightly[15] += 30_000
+    small = analysis.length_drift_figure("d", slightly, training, p_threshold=0.01, min_records=30, min_statistic=0.1)
+    assert small.p_value < 0.01 and small.status == "ok"

@@ -84,3 +84,28 @@ def test_registry_latest_is_the_last_ledger_entry(tmp_path):
     for version in ("1", "2.0.0"):
         ledger.append(registry.ledger, {"version": version})
     assert registry.latest() == tmp_path / "releases" / "v2.0.0"
+
+
+def test_events_share_the_chain_but_are_not_releases(tmp_path):
+    """Monitoring and rollout events between releases: the chain covers them, the release views skip
+    them, a rolled-back release is no longer the latest, and version numbers come from releases only."""
+    from toolkit.governance.release import next_version
+    from toolkit.registry.events import append_event
+    from toolkit.registry.store import Registry
+
+    registry = Registry(tmp_path)
+    release = {"base_model": "b", "data_sha256": "d" * 64, "policy": "default", "gate_passed": True,
+               "time": "2026-12-01T00:00:00+00:00", "manifest_sha256": "m" * 64}
+    ledger.append(registry.ledger, {**release, "version": "1"})
+    append_event(registry.ledger, {"event": "monitor", "version": "1", "report_sha256": "r" * 64, "passed": True})
+    ledger.append(registry.ledger, {**release, "version": "2"})
+    append_event(registry.ledger, {"event": "rollout", "action": "rollback", "version": "2", "reason": "worse",
+                                   "previous_release": "1"})
+    assert ledger.check_chain(registry.ledger) == []
+    assert [e.version for e in registry.entries()] == ["1", "2"]
+    events = registry.events()
+    assert [(e.event, e.version) for e in events] == [("monitor", "1"), ("rollout", "2")] and events[1].by
+    assert registry.events("1")[0].report_sha256 == "r" * 64
+    assert registry.latest() == tmp_path / "releases" / "v1"
+    assert next_version(ledger.read_entries(registry.ledger), None) == "3"
+    assert registry.orphans(ledger.read_entries(registry.ledger)) == []

@@ -114,9 +114,10 @@ def share_drift_figure(name: str, window: str, flagged: int, n: int, training_k:
 
 
 def length_drift_figure(window: str, lengths: Counter, training_lengths: Counter, *, p_threshold: float,
-                        min_records: int) -> MonitorFigure:
+                        min_records: int, min_statistic: float) -> MonitorFigure:
     """Words in the user's text (length -> records) against the training inputs: two-sample
-    Kolmogorov-Smirnov test."""
+    Kolmogorov-Smirnov test. Failed when p < `p_threshold` and the statistic (the largest gap between
+    the two distributions) is at least `min_statistic`: on a million records any shift is significant."""
     from scipy.stats import ks_2samp
 
     n = sum(lengths.values())
@@ -127,11 +128,11 @@ def length_drift_figure(window: str, lengths: Counter, training_lengths: Counter
                       message=f"{n} records (< {min_records}): reported, not judged" if training_lengths
                       else "the release's training split is not available")
     result = ks_2samp(_expand(lengths), _expand(training_lengths))
-    failed = result.pvalue < p_threshold
+    failed = result.pvalue < p_threshold and result.statistic >= min_statistic
     return _figure("drift", "input_words", window, n, float(median), reference=reference, p_value=float(result.pvalue),
                   status="failed" if failed else "ok",
                   message=f"median {median} words vs {reference:g} in training; KS statistic {result.statistic:.3f}, "
-                          f"p {result.pvalue:.2g}" + (f" < {p_threshold}" if failed else ""))
+                          f"p {result.pvalue:.2g}" + ("; significantly different" if failed else ""))
 
 
 def _expand(counts: Counter):

@@ -226,8 +226,8 @@ def _release_figures(window: str, tally: Tally, ref: ReleaseReference, cfg: Moni
         flagged, carrying = tally.feedback[i]
         figures.append(analysis.rate_figure("feedback", name, window, flagged, carrying,
                                             cfg.feedback_thresholds[name], **common))
-    figures.append(analysis.length_drift_figure(window, tally.lengths, ref.training_words,
-                                                p_threshold=cfg.drift_p_value, min_records=cfg.min_records))
+    figures.append(analysis.length_drift_figure(window, tally.lengths, ref.training_words, p_threshold=cfg.drift_p_value,
+                                                min_records=cfg.min_records, min_statistic=cfg.length_distance))
     figures.append(analysis.category_drift_figure(
         "input_language", window, tally.languages, ref.training_languages,
         p_threshold=cfg.drift_p_value, min_records=cfg.min_records, min_distance=cfg.mix_distance))
