@@ -347,8 +347,10 @@ def card_check(params_file: str, policy_name: str | None) -> None:
 @click.option("--export-review", "export_review", default=None, type=click.Path(dir_okay=False),
               help="Also write the records that failed a metric or got negative feedback, personal data redacted, "
                    "as chat records for a person to review (JSON Lines).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: one per core, up to 4, for logs over about 3 MB; 1: none).")
 def monitor(params_file: str, logs: tuple[str, ...], release: str | None, since: str | None, until: str | None,
-            window: str | None, registry: str | None, export_review: str | None) -> None:
+            window: str | None, registry: str | None, export_review: str | None, workers: int | None) -> None:
     """Measure production logs (JSON Lines, gzip, folders; OpenAI-style logs too) against a release:
     reports/monitor.json and reports/monitor/index.html; exit 1 when a monitoring rule fails."""
     from toolkit.monitoring.stage import run_monitor
@@ -358,7 +360,7 @@ def monitor(params_file: str, logs: tuple[str, ...], release: str | None, since:
         params = params.model_copy(update={"monitor": params.monitor.model_copy(update={"window": window})})
     report = run_monitor(params, list(logs), release=release, since=_when(since, "--since"),
                          until=_when(until, "--until"), registry_root=registry,
-                         export_review=Path(export_review) if export_review else None,
+                         export_review=Path(export_review) if export_review else None, workers=workers,
                          progress=lambda line: click.echo(line, err=True))
     for line in report.warnings:
         click.echo(f"warning: {line}", err=True)
