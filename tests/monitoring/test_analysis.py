@@ -109,3 +109,16 @@ def test_length_drift_from_counts_matches_the_list_form():
     slightly[15] += 30_000
     small = analysis.length_drift_figure("d", slightly, training, p_threshold=0.01, min_records=30, min_statistic=0.1)
     assert small.p_value < 0.01 and small.status == "ok"
+
+
+def test_the_training_answer_of_every_layout():
+    """The label mix compares answers with what training taught: the last assistant turn of a chat, of a
+    conversational completion, or a plain completion."""
+    from toolkit.monitoring.reference import training_answer
+
+    chat = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": '{"category": "a"}'}]}
+    conversational = {"prompt": [{"role": "user", "content": "q"}],
+                      "completion": [{"role": "assistant", "content": '{"category": "b"}'}]}
+    plain = {"prompt": "q", "completion": '{"category": "c"}'}
+    assert [training_answer(row) for row in (chat, conversational, plain)] == [
+        '{"category": "a"}', '{"category": "b"}', '{"category": "c"}']

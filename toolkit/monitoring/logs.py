@@ -38,7 +38,15 @@ class LogRecord:
 
     @property
     def user_text(self) -> str:
-        return "\n".join(m["content"] for m in self.messages if m.get("role") == "user" and isinstance(m.get("content"), str))
+        return user_text(self.messages)
+
+
+def user_text(messages: list[dict] | str) -> str:
+    """What the user wrote: their turns' text, or a plain-text prompt as it is."""
+    if isinstance(messages, str):
+        return messages
+    return "\n".join(m["content"] for m in messages if isinstance(m, dict) and m.get("role") == "user"
+                     and isinstance(m.get("content"), str))
 
 
 @dataclass(frozen=True)

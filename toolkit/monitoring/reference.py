@@ -13,6 +13,7 @@ from toolkit.errors import ConfigError
 from toolkit.files import read_jsonl, sha256_file
 from toolkit.layout import SPLIT_FILES
 from toolkit.monitoring.language import language_of
+from toolkit.monitoring.logs import user_text
 from toolkit.registry.bundle import Bundle
 
 
@@ -82,12 +83,12 @@ class ReleaseReference:
 
 
 def training_answer(row: dict) -> str:
-    """The answer a training record teaches: its last assistant turn, or its completion."""
-    turns = row.get("messages") or []
+    """The answer a training record teaches: its last assistant turn, in `messages` or in a
+    conversational `completion`, or a plain-text completion."""
+    completion = row.get("completion")
+    turns = (row.get("messages") or []) + (completion if isinstance(completion, list) else [])
     answers = [m.get("content") for m in turns if isinstance(m, dict) and m.get("role") == "assistant"]
-    answer = answers[-1] if answers else row.get("completion")
-    if isinstance(answer, list):
-        answer = user_text(answer) if all(isinstance(m, dict) and "role" in m for m in answer) else ""
+    answer = answers[-1] if answers else completion
     return answer if isinstance(answer, str) else ""
 
 
@@ -110,13 +111,6 @@ def usable(spec) -> bool:
         return True
     except (TypeError, ValueError, KeyError):
         return False
-
-
-def user_text(messages) -> str:
-    if isinstance(messages, str):
-        return messages
-    return "\n".join(m.get("content", "") for m in messages if isinstance(m, dict) and m.get("role") == "user"
-                     and isinstance(m.get("content"), str))
 
 
 def words(text: str) -> int:

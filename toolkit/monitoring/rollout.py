@@ -102,14 +102,6 @@ def release_version(registry: Registry, version: str | None, purpose: str = "") 
     return wanted
 
 
-def previous_release(registry: Registry, version: str) -> str | None:
-    """The release `version` replaces: the last earlier release that was not rolled back."""
-    versions = [entry.version for entry in registry.entries()]
-    earlier = versions[:versions.index(version)]
-    rolled_back = {e.version for e in registry.events() if e.action == "rollback"}
-    return next((v for v in reversed(earlier) if v not in rolled_back), None)
-
-
 def plan(params: Params, registry: Registry, version: str | None = None, reason: str = "") -> RolloutState:
     version = release_version(registry, version)
     state = rollout_state(registry, version)
@@ -118,7 +110,7 @@ def plan(params: Params, registry: Registry, version: str | None = None, reason:
     stages = params.monitor.rollout.stages
     _decide(params, registry, {
         "event": "rollout", "action": "plan", "version": version, "to_stage": stages[0].name,
-        "traffic": stages[0].traffic, "previous_release": previous_release(registry, version),
+        "traffic": stages[0].traffic, "previous_release": registry.in_service(before=version),
         "plan": [stage.model_dump(mode="json") for stage in stages], "reason": reason.strip(),
     })
     return write_status(registry, version)
@@ -183,7 +175,7 @@ def rollback(params: Params, registry: Registry, reason: str, version: str | Non
     state = rollout_state(registry, version)
     if state.rolled_back:
         raise ConfigError(f"release {version} is already rolled back", key="--release")
-    previous = state.previous_release if state.planned else previous_release(registry, version)
+    previous = state.previous_release if state.planned else registry.in_service(before=version)
     _decide(params, registry, {
         "event": "rollout", "action": "rollback", "version": version, "from_stage": state.stage_name,
         "to_stage": ROLLED_BACK, "traffic": 0.0, "previous_release": previous, "reason": reason.strip(),

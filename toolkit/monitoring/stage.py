@@ -24,9 +24,9 @@ from toolkit.config import Params
 from toolkit.errors import ConfigError, DataError, GateFailed
 from toolkit.files import atomic_write_text, sha256_file
 from toolkit.layout import REPORTS
-from toolkit.monitoring.observe import ChunkResult, Scope, observe
+from toolkit.monitoring.observe import KEPT_BAD, ChunkResult, Scope, observe
 from toolkit.monitoring.reference import ReleaseReference
-from toolkit.monitoring.rollout import previous_release, release_version, rollout_state, write_status
+from toolkit.monitoring.rollout import release_version, rollout_state, write_status
 from toolkit.monitoring.tally import ALL, Serving, Tallies
 from toolkit.registry.bundle import Bundle
 from toolkit.registry.events import append_event, registry_signer
@@ -48,7 +48,7 @@ def run_monitor(params: Params, logs: list[str], *, release: str | None = None, 
     rollout = rollout_state(registry, version)
     if since is None and rollout.stage is not None:
         since = rollout.stage_started     # during a rollout, the current stage's records by default
-    previous = rollout.previous_release if rollout.planned else previous_release(registry, version)
+    previous = rollout.previous_release if rollout.planned else registry.in_service(before=version)
     reference = ReleaseReference(bundle, params)
     scope = Scope(reference, version, previous, since, until, cfg.window, tuple(cfg.feedback_thresholds),
                   export=export_review is not None)
@@ -118,7 +118,7 @@ class _Read:
     def add(self, chunk: ChunkResult) -> None:
         self.records += chunk.records
         self.bad_count += chunk.bad_count
-        self.bad += chunk.bad[:max(0, 1000 - len(self.bad))]
+        self.bad += chunk.bad[:max(0, KEPT_BAD - len(self.bad))]
         self.layouts.update(chunk.layouts)
         self.others.update(chunk.other_releases)
 

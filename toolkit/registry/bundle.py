@@ -121,6 +121,29 @@ class ServingRecord(Record):
     logits_match: bool = False
 
 
+class ChainedLine(Record):
+    """What every line of ledger.jsonl carries: its place in the hash chain and, with a release key, its
+    signature. The chain and signatures are checked on the raw JSON (toolkit.registry.ledger: the hash
+    covers the bytes as written); the typed views below are what everyone else reads."""
+    prev_sha256: str
+    entry_sha256: str
+    signature: dict[str, str] | None = None
+
+    @property
+    def signed(self) -> bool:
+        return self.signature is not None
+
+    @classmethod
+    def parse(cls, raw: dict, ledger: Path, line: int):
+        """The typed line, or a LedgerError naming the ledger's line and the field."""
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise LedgerError(f"field '{'.'.join(map(str, error['loc']))}': {error['msg']}", file=str(ledger),
+                              line=line) from None
+
+
 class _ReleaseFields(Record):
     """What the release record and its ledger entry both state."""
     version: str
@@ -147,29 +170,12 @@ class ReleaseInfo(_ReleaseFields):
         return {**self.model_dump(mode="json", include=set(_ReleaseFields.model_fields)), "time": self.created_at}
 
 
-class LedgerEntry(_ReleaseFields):
-    """One line of ledger.jsonl. The chain and signatures are checked on the raw JSON (toolkit.registry
-    .ledger: the hash covers the bytes as written); this is the typed view everyone else reads."""
+class LedgerEntry(_ReleaseFields, ChainedLine):
+    """A release's line of ledger.jsonl."""
     time: str
     manifest_sha256: str
     attestation_sha256: str | None = None
     bundle: str = ""
-    prev_sha256: str
-    entry_sha256: str
-    signature: dict[str, str] | None = None
-
-    @property
-    def signed(self) -> bool:
-        return self.signature is not None
-
-    @classmethod
-    def parse(cls, raw: dict, ledger: Path, line: int) -> LedgerEntry:
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            raise LedgerError(f"field '{'.'.join(map(str, error['loc']))}': {error['msg']}", file=str(ledger),
-                              line=line) from None
 
 
 def typed_entries(raw: list[dict], ledger: Path) -> list[LedgerEntry]:

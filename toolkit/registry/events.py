@@ -19,11 +19,9 @@ import subprocess
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
-from toolkit.errors import ConfigError, LedgerError
+from toolkit.errors import ConfigError
 from toolkit.registry import ledger as ledger_mod
-from toolkit.registry.bundle import Record
+from toolkit.registry.bundle import ChainedLine
 from toolkit.registry.signing import keyring_dir, load_signer, signer_public_pem, signing_key_path
 
 EVENT_KINDS = ("monitor", "rollout")
@@ -49,15 +47,12 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-class LedgerEvent(Record):
-    """One event line of ledger.jsonl (the chain fields are checked on the raw JSON, as for releases)."""
+class LedgerEvent(ChainedLine):
+    """An event's line of ledger.jsonl."""
     event: Literal["monitor", "rollout"]
     version: str                    # the release the event concerns
     time: str
     by: str
-    prev_sha256: str
-    entry_sha256: str
-    signature: dict[str, str] | None = None
     # monitor
     report_sha256: str | None = None
     passed: bool | None = None
@@ -74,19 +69,6 @@ class LedgerEvent(Record):
     previous_release: str | None = None
     reason: str = ""
     plan: list[dict[str, Any]] = []
-
-    @property
-    def signed(self) -> bool:
-        return self.signature is not None
-
-    @classmethod
-    def parse(cls, raw: dict, ledger: Path, line: int) -> LedgerEvent:
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            raise LedgerError(f"field '{'.'.join(map(str, error['loc']))}': {error['msg']}", file=str(ledger),
-                              line=line) from None
 
 
 def typed_events(raw: list[dict], ledger: Path) -> list[LedgerEvent]:

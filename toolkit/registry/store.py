@@ -44,10 +44,17 @@ class Registry:
 
     def latest(self) -> Path | None:
         """The last released bundle not rolled back (what serves users): what the canary tier compares against."""
+        version = self.in_service()
+        return self.bundle(version) if version else None
+
+    def in_service(self, before: str | None = None) -> str | None:
+        """The last release (released before `before`, when given) that was not rolled back."""
         entries = ledger_mod.read_entries(self.ledger)
         rolled_back = {e.get("version") for e in entries if e.get("event") == "rollout" and e.get("action") == "rollback"}
-        releases = [e["version"] for e in entries if not is_event(e) and e["version"] not in rolled_back]
-        return self.bundle(releases[-1]) if releases else None
+        releases = [e["version"] for e in entries if not is_event(e)]
+        if before is not None:
+            releases = releases[:releases.index(before)] if before in releases else []
+        return next((v for v in reversed(releases) if v not in rolled_back), None)
 
     def orphans(self, entries: list[dict]) -> list[Path]:
         """Bundles with no ledger entry (a release killed before it was recorded)."""
