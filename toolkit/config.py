@@ -123,7 +123,11 @@ class TrainParams(StrictModel):
     warmup_steps: int = Field(10, ge=0)
     max_length: int = Field(256, ge=16)
     assistant_only_loss: bool = True
-    packing: Literal["none", "bfd"] = Field("none", description="bfd: padding-free packing (needs FlashAttention)")
+    packing: Literal["auto", "padding_free", "bfd", "none"] = Field(
+        "auto", description="auto: SFT batches without padding where the attention keeps examples apart (same "
+        "batches and loss as padding); bfd: TRL's dataset packing into max_length rows; none: padding")
+    kernels: Literal["auto", "liger", "none"] = Field(
+        "auto", description="auto: Liger's fused RMSNorm/RoPE/SwiGLU for SFT on CUDA when liger-kernel is installed")
     gradient_checkpointing: Literal["auto", "on", "off"] = Field("auto", description="auto: on for a GPU")
     optimizer: str = Field("auto", description="auto: paged 8-bit AdamW on a GPU, fused AdamW on a CPU; or a transformers name")
     logging_steps: int = Field(10, ge=1)

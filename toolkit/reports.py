@@ -208,6 +208,8 @@ class TrainReport(Report):
     adapter: dict[str, Any] = {}          # r, alpha, rslora, dora, quantization, init_adapter
     objective: dict[str, Any] = {}        # method-specific settings and final metrics (DPO reward accuracy, ...)
     loss_on: str | None = None            # what the loss was computed on, from the trainer's own settings
+    packing: dict | None = None           # mode (padding_free | bfd | none), rows, and why
+    kernels: dict | None = None           # fused kernels in use, and why
     resumed_from_step: int | None = None
     previous_wall_time_s: float = 0.0     # wall time of the interrupted run(s) up to their last checkpoint
     checkpoint_steps: int | None = None

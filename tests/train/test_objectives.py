@@ -5,10 +5,11 @@ import pytest
 
 from toolkit.config import TrainParams
 from toolkit.train.objectives import DATA_KIND, data_kind, loss_on, objective
+from toolkit.train.packing import choose_packing
 
 
 def _config(cfg: TrainParams, tmp_path):
-    chosen = objective(cfg)
+    chosen = objective(cfg, choose_packing(cfg.packing, cfg.method, "sdpa", cfg.max_length))
     return chosen, chosen.config_cls(output_dir=str(tmp_path), use_cpu=True, report_to="none", **chosen.extra_config)
 
 

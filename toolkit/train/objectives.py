@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from toolkit.config import TrainParams
+from toolkit.train.packing import Packing
 
 DATA_KIND = {"sft": "sft", "dpo": "preference", "orpo": "preference", "kto": "kto"}
 KIND_WORDS = {"sft": "conversations (SFT)", "preference": "preference pairs", "kto": "KTO feedback"}
@@ -31,15 +32,16 @@ class Objective:
     extra_config: dict
 
 
-def objective(cfg: TrainParams) -> Objective:
+def objective(cfg: TrainParams, packing: Packing) -> Objective:
     pref = cfg.preference
     if cfg.method == "sft":
         from trl import SFTConfig, SFTTrainer
 
+        # padding_free is done by toolkit.train.packing's collator: TRL's own needs max_length unset.
         return Objective("sft", SFTConfig, SFTTrainer, {
             "assistant_only_loss": cfg.assistant_only_loss,
-            "packing": cfg.packing == "bfd",
-            **({"packing_strategy": "bfd"} if cfg.packing == "bfd" else {}),
+            "packing": packing.mode == "bfd",
+            **({"packing_strategy": "bfd"} if packing.mode == "bfd" else {}),
         })
     if cfg.method == "dpo":
         from trl import DPOConfig, DPOTrainer

@@ -31,6 +31,8 @@ from toolkit.train.adapters import lora_config, optimizer_name, quantization_con
 from toolkit.train.callbacks import DivergenceGuard, LogLastStep, LossCurves, peak_memory_gb
 from toolkit.train.metering import Devices, devices, model_flops_utilisation
 from toolkit.train.objectives import DATA_KIND, KIND_WORDS, data_kind, loss_on, objective
+from toolkit.train.kernels import Kernels, choose_kernels
+from toolkit.train.packing import Packing, choose_packing
 from toolkit.usage import device_hours
 
 CHECKPOINT_ROOT = Path(".cache/train")
@@ -51,6 +53,7 @@ def train_adapter(params: Params):
 
     cfg = params.train
     require_hardware(cfg)   # before anything is loaded: QLoRA without CUDA is a clear exit 2
+    kernels = choose_kernels(cfg.kernels, cfg.method, torch.cuda.is_available())   # likewise kernels: liger
     if int(os.environ.get("RANK", "0")) == 0:   # one process clears; the checkpoints to resume from stay
         continues_in_place = bool(cfg.init_adapter) and Path(cfg.init_adapter).resolve() == ADAPTER_DIR.resolve()
         remove_outputs(report_path("train"), headline.path("train"), DIVERGED_REPORT, *(() if continues_in_place else (ADAPTER_DIR,)))
@@ -65,7 +68,8 @@ def train_adapter(params: Params):
     torch.manual_seed(params.seed)
     model, tokenizer, peft_config = _model(params)
     used = devices()
-    chosen = objective(cfg)
+    packing = choose_packing(cfg.packing, cfg.method, attention_implementation(model), cfg.max_length)
+    chosen = objective(cfg, packing)
     has_validation = bool(validation_rows)
     guard = DivergenceGuard(cfg.divergence_spike_factor)
     meter = _WallMeter(run_dir, previous_wall)
@@ -73,8 +77,10 @@ def train_adapter(params: Params):
     if has_validation and cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = chosen.trainer_cls(
-        model=model, args=_training_args(params, chosen, run_dir, has_validation, used.kind == "cuda"),
+        model=model, args=_training_args(params, chosen, run_dir, has_validation, used.kind == "cuda", kernels),
         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
+        data_collator=packing.collator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                                       else tokenizer.eos_token_id),
         train_dataset=_dataset(train_rows),
         eval_dataset=_dataset(validation_rows) if has_validation else None,
     )
@@ -97,17 +103,21 @@ def train_adapter(params: Params):
     tokenizer.save_pretrained(ADAPTER_DIR)
     record_base(ADAPTER_DIR, base_report, params.base.model)
     report = _report(params, FinishedRun(trainer, result, wall, meter, resume_from, used, base_report,
-                                         len(train_rows), len(validation_rows), tokenizer))
+                                         len(train_rows), len(validation_rows), tokenizer, packing, kernels))
     write_report(report)
     shutil.rmtree(run_dir, ignore_errors=True)   # finished: a re-run starts afresh
     return report, peft_model
+
+
+def attention_implementation(model) -> str:
+    return getattr(model.config, "_attn_implementation", None) or "eager"
 
 
 def _step_of(checkpoint: Path | None) -> int | None:
     return int(checkpoint.name.split("-")[-1]) if checkpoint else None
 
 
-def _training_args(params: Params, chosen, run_dir: Path, has_validation: bool, on_gpu: bool):
+def _training_args(params: Params, chosen, run_dir: Path, has_validation: bool, on_gpu: bool, kernels: Kernels):
     """The objective's TRL config: the recipe from params.yaml, checkpoints for resume and the best
     model, and the device's precision."""
     import torch
@@ -143,6 +153,7 @@ def _training_args(params: Params, chosen, run_dir: Path, has_validation: bool, 
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
         disable_tqdm=None,
+        **kernels.training_args(),
         **chosen.extra_config,
     )
 
@@ -277,6 +288,8 @@ class FinishedRun:
     train_records: int
     validation_records: int
     tokenizer: Any
+    packing: Packing
+    kernels: Kernels
 
 
 def _report(params: Params, run: FinishedRun) -> TrainReport:
@@ -337,6 +350,8 @@ def _report(params: Params, run: FinishedRun) -> TrainReport:
                    "final_eval": {k: round(v, 6) for k, v in finals.items() if isinstance(v, (int, float))},
                    "optimizer": trainer.args.optim.value if hasattr(trainer.args.optim, "value") else str(trainer.args.optim)},
         loss_on=loss_on(cfg.method, trainer.args),
+        packing=run.packing.as_dict(),
+        kernels=run.kernels.as_dict(),
         resumed_from_step=meter.resumed_step,
         previous_wall_time_s=previous_wall,
         checkpoint_steps=cfg.checkpoint_steps,
