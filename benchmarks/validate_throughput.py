@@ -1,10 +1,13 @@
-"""Throughput of the validate stage with every check on, from 10k to 100k synthetic chat records.
+"""Throughput and peak memory of the validate stage with every check on, on synthetic chat records.
 
-    .venv/bin/python benchmarks/validate_throughput.py [--sizes 10000 25000 50000 100000]
+    .venv/bin/python benchmarks/validate_throughput.py [--data tickets|varied] [--sizes 10000 100000]
                                                        [--out benchmarks/results/validate_throughput.json]
 
-Each size runs in a fresh temporary project: support tickets from `toolkit data synth`'s generator
-(names in every sign-off, so PII redaction works on most records), the builtin tokenizer and chat
+Each size runs in its own process (its peak RSS is the figure) and a fresh temporary project:
+--data tickets: support tickets from `toolkit data synth`'s generator (templated text; names in
+every sign-off, so PII redaction works on most records); --data varied: untemplated multi-turn
+chat with a long-tailed length distribution (`toolkit data synth --varied`, median 40 words a turn,
+1-4 exchanges); the builtin tokenizer and chat
 template, an evaluation suite for decontamination, and the default data parameters
 (GX suite, token lengths, exact + MinHash near dedup, PII redaction, 13-gram decontamination
 against a 500-item suite into which 20 training tickets were leaked,
@@ -17,7 +20,9 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,22 +35,29 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
 from toolkit.config import Params  # noqa: E402
 from toolkit.data.synth import pretraining_corpus, support_ticket_records  # noqa: E402
+from toolkit.data.synth_varied import varied_chat_records  # noqa: E402
 from toolkit.data.validate import run_validate  # noqa: E402
 from toolkit.train.builtin_base import build_tokenizer  # noqa: E402
 
 
-def run_size(size: int, tokenizer_dir: Path, root: Path) -> dict:
+def generate(data: str, size: int) -> list[dict]:
+    return support_ticket_records(size, seed=11) if data == "tickets" else varied_chat_records(size, seed=11)
+
+
+def run_size(size: int, tokenizer_dir: Path, root: Path, data: str) -> dict:
     project = root / f"n{size}"
     (project / "data").mkdir(parents=True)
     shutil.copytree(REPO / "policies", project / "policies")
     shutil.copy(REPO / "data/support_tickets.datasheet.yaml", project / "data/tickets.datasheet.yaml")
+    records = generate(data, size)
     with open(project / "data/tickets.jsonl", "w", encoding="utf-8") as out:
-        for record in support_ticket_records(size, seed=11):
+        for record in records:
             out.write(json.dumps(record) + "\n")
     # An evaluation suite unlike the training data (help-centre pages), with 20 training tickets leaked into it.
     (project / "eval_suites/probe").mkdir(parents=True)
     pages = [item for item in pretraining_corpus(600, seed=99) if isinstance(item, str)][:480]
-    leaked = [r["messages"][1]["content"] for r in support_ticket_records(size, seed=11)[::max(1, size // 20)][:20]]
+    leaked = [r["messages"][-2]["content"] for r in records[::max(1, size // 20)][:20]]
+    del records
     with open(project / "eval_suites/probe/items.jsonl", "w", encoding="utf-8") as out:
         for text in pages + leaked:
             out.write(json.dumps({"input": text, "reference": "-"}) + "\n")
@@ -60,6 +72,8 @@ def run_size(size: int, tokenizer_dir: Path, root: Path) -> dict:
     finally:
         os.chdir(cwd)
     return {"records": size, "wall_s": round(wall, 2), "records_per_s": round(size / wall),
+            "us_per_record": round(wall / size * 1e6, 1),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
             "phases_s": report.timings_s, "records_out": report.records_out,
             "exact_duplicates": report.dedup.exact_duplicates, "near_duplicate_pairs": report.dedup.near_duplicate_pairs,
             "pii_redacted_records": report.pii.redacted_records,
@@ -68,25 +82,39 @@ def run_size(size: int, tokenizer_dir: Path, root: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 25_000, 50_000, 100_000])
-    parser.add_argument("--out", default="benchmarks/results/validate_throughput.json")
+    parser.add_argument("--data", choices=["tickets", "varied"], default="tickets")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/validate_throughput[_varied].json")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)   # a single size, in this process
+    parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        root = Path(args.root)
+        print(json.dumps(run_size(args.one, root / "tokenizer", root, args.data)))
+        return
+    out = Path(args.out or f"benchmarks/results/validate_throughput{'_varied' if args.data == 'varied' else ''}.json")
+    rows = []
     with tempfile.TemporaryDirectory(prefix="toolkit-validate-bench-") as tmp:
         root = Path(tmp)
         texts = [i if isinstance(i, str) else " ".join(m["content"] for m in i) for i in pretraining_corpus(4000, 1234)]
         build_tokenizer(texts, 1024).save_pretrained(root / "tokenizer")
-        run_size(1000, root / "tokenizer", root)  # warm-up: imports and Great Expectations' first use
-        rows = [run_size(size, root / "tokenizer", root) for size in args.sizes]
-    result = {"benchmark": "validate_throughput", "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                                              "python": platform.python_version()},
-              "date": time.strftime("%Y-%m-%d"), "results": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        for size in [1000] + args.sizes:   # 1,000 first: a warm-up (file caches, Great Expectations' first use)
+            done = subprocess.run([sys.executable, __file__, "--data", args.data, "--one", str(size), "--root", tmp],
+                                  check=True, capture_output=True, text=True)
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"{size:,} records: {rows[-1]['wall_s']} s, peak RSS {rows[-1]['peak_rss_gb']} GB", flush=True)
+    rows = rows[1:]
+    result = {"benchmark": "validate_throughput", "data": args.data,
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+              "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/validate_throughput.py " + " ".join(sys.argv[1:]),
+              "results": rows}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     phases = list(rows[0]["phases_s"])
-    print("| records | wall s | records/s | " + " | ".join(phases) + " |")
-    print("|---:|---:|---:|" + "---:|" * len(phases))
+    print("| records | wall s | µs/record | peak RSS GB | " + " | ".join(phases) + " |")
+    print("|---:|---:|---:|---:|" + "---:|" * len(phases))
     for row in rows:
-        print(f"| {row['records']:,} | {row['wall_s']} | {row['records_per_s']:,} | "
+        print(f"| {row['records']:,} | {row['wall_s']} | {row['us_per_record']} | {row['peak_rss_gb']} | "
               + " | ".join(f"{row['phases_s'].get(p, 0):.2f}" for p in phases) + " |")
 
 

@@ -647,16 +647,20 @@ def data() -> None:
 @click.option("--out", default="data/support_tickets.jsonl", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--preference", is_flag=True, help="Preference pairs (chosen: the right triage, rejected: a mistake) "
               "for the SFT -> DPO variant of the demo.")
-def data_synth(count: int, seed: int, out: str, preference: bool) -> None:
+@click.option("--varied", is_flag=True, help="Untemplated multi-turn chat with a wide, long-tailed length "
+              "distribution, like real chat data (for benchmarks; no task to learn).")
+def data_synth(count: int, seed: int, out: str, preference: bool, varied: bool) -> None:
     """Write the embedded default dataset (synthetic support tickets -> JSON triage)."""
     from toolkit.files import atomic_write_jsonl
 
-    if preference:
+    if varied:
+        from toolkit.data.synth_varied import varied_chat_records as records
+    elif preference:
         from toolkit.data.synth_preference import support_ticket_preference_records as records
     else:
         from toolkit.data.synth import support_ticket_records as records
     atomic_write_jsonl(Path(out), records(count, seed))
-    click.echo(f"wrote {count} {'preference pairs' if preference else 'records'} to {out}")
+    click.echo(f"wrote {count} {'preference pairs' if preference and not varied else 'records'} to {out}")
 
 
 @data.command("synth-mmlu")

@@ -10,7 +10,7 @@ from toolkit.data.decontamination import OverlapChecker
 from toolkit.data.formats import Record
 from toolkit.data.ngrams import words
 from toolkit.data.records import load_records
-from toolkit.data.tokens import count_tokens
+from toolkit.data.tokens import _add_template_shares, count_tokens
 from toolkit.errors import ConfigError
 
 
@@ -166,3 +166,37 @@ def test_minhash_estimates_jaccard_and_bands_follow_the_threshold():
     assert bands * rows <= 128 and (1 / bands) ** (1 / rows) < 0.8  # banding threshold below: recall first
     assert dedup.near_duplicates([a, b, []], 0.5, 1, 128, 7)[0].first == 0
     assert dedup.near_duplicates([a, b], 0.9, 1, 128, 7) == []
+
+
+def test_rendered_lengths_equal_the_plain_way_on_varied_chat(tiny_tokenizer):
+    """Turn lengths plus the template's share (the fast path on untemplated text) give exactly what
+    rendering and encoding each conversation gives, and a template whose share depends on the
+    content is noticed (everything counted the plain way)."""
+    from transformers import AutoTokenizer
+
+    from toolkit.data.synth_varied import varied_chat_records
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer)
+    records = [Record(i + 1, "chat", r["messages"]) for i, r in enumerate(varied_chat_records(300, seed=5))]
+    records += [chat("  turn with spaces around  ", "ok", line=301), chat("a <|end|> inside", "ok", line=302),
+                Record(303, "preference", [{"role": "user", "content": "which?"}], chosen="this one", rejected="no")]
+
+    def plain(tok):
+        return {r.line: max(len(tok(tok.apply_chat_template(c, tokenize=False), add_special_tokens=False)["input_ids"])
+                            for c in r.conversations()) for r in records}
+
+    def left_to_render(max_length):   # the records the fast path leaves to the plain way
+        length_of = {t: len(tokenizer(t, add_special_tokens=False)["input_ids"]) for r in records for _, t in r.texts()}
+        return {r.line for r in _add_template_shares(records, tokenizer, length_of, max_length, {})}
+
+    expected = plain(tokenizer)
+    assert len(set(expected.values())) > 100   # lengths vary widely
+    for max_length in (None, 64, 256):
+        assert count_tokens(records, tokenizer, "tiny", max_length).rendered == expected
+    assert left_to_render(None) == {301, 302}   # the spaces a template may trim; control-token text
+    near = left_to_render(256)
+    assert {301, 302} < near and all(abs(expected[line] - 256) <= 16 for line in near - {301, 302})
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}{{ m['content'] | length }}: {{ m['content'] }}"
+                               "\n{% endfor %}")
+    assert count_tokens(records, tokenizer, "tiny", 256).rendered == plain(tokenizer)
+    assert len(left_to_render(None)) == len(records)   # the template's share varies: all the plain way

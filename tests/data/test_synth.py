@@ -57,3 +57,21 @@ def test_mmlu_probe_is_reproduced_in_mmlu_layout_and_shares_no_passage_with_the_
     checker = OverlapChecker([content_texts(r) for r in records], [r.line for r in records], 13, 0.01, 10)
     for suite in evaluation_files_words(repo / "eval_suites/mmlu_local/data"):
         assert checker.check(suite.name, suite.lines, suite.texts)[0].contaminated_items == 0, suite.name
+
+
+def test_varied_chat_is_untemplated_with_a_wide_long_tailed_length_distribution(tmp_path):
+    from toolkit.data.synth_varied import varied_chat_records
+
+    records = varied_chat_records(2000, seed=3)
+    assert records == varied_chat_records(2000, seed=3) and records != varied_chat_records(2000, seed=4)
+    turns = [m["content"] for r in records for m in r["messages"]]
+    assert len(set(turns)) > 0.995 * len(turns)                  # only the odd one- or two-word turn repeats
+    words = sorted(len(t.split()) for t in turns)
+    median, p99 = words[len(words) // 2], words[int(len(words) * 0.99)]
+    assert 25 <= median <= 60 and p99 > 5 * median and words[0] >= 1      # long tail
+    roles = [[m["role"] for m in r["messages"] if m["role"] != "system"] for r in records]
+    assert all(r[0::2] == ["user"] * (len(r) // 2) and r[1::2] == ["assistant"] * (len(r) // 2) for r in roles)
+    assert {len(r) // 2 for r in roles} == {1, 2, 3, 4}
+    out = tmp_path / "varied.jsonl"
+    result = CliRunner().invoke(cli, ["data", "synth", "--varied", "--count", "50", "--out", str(out)])
+    assert result.exit_code == 0 and len(out.read_text().splitlines()) == 50

@@ -12,11 +12,22 @@ Speed (100,000 records must validate in under a minute on two cores):
 - the compiled chat template is rendered directly, without apply_chat_template's per-call work.
 The last two are checked against the plain way on a sample first; a tokenizer or template for which
 they do not hold is handled the plain way, text by text.
+
+On varied (untemplated) text nothing repeats, and rendering and encoding every conversation again
+would double the work. So a conversation's rendered length is first taken as the sum of its turns'
+lengths (already counted) plus what the template adds, which depends only on the sequence of roles
+(its "signature"): for every signature in the data, some of its conversations (all, if few) are
+rendered and encoded exactly; the template's share must come out the same for each of them, or the
+whole file is counted the plain way. Turns this cannot hold for (control-token text, surrounding
+whitespace a template may trim, tool calls) and conversations within 16 tokens of
+train.max_length (so the count of truncated records is exact) are always counted the plain way.
 """
 
 from __future__ import annotations
 
+import random
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +69,8 @@ def load_tokenizer(params: Params):
     return tokenizer, str(path)
 
 
-def count_tokens(records: list[Record], tokenizer, source: str, chunk: int = 2_000) -> TokenCounts:
+def count_tokens(records: list[Record], tokenizer, source: str, max_length: int | None = None,
+                 chunk: int = 2_000) -> TokenCounts:
     from toolkit.files import sha256_text
 
     counts = TokenCounts(source, sha256_text(tokenizer.chat_template))
@@ -68,6 +80,7 @@ def count_tokens(records: list[Record], tokenizer, source: str, chunk: int = 2_0
         name, text = max(record.texts(), key=lambda item: length_of[item[1]])
         counts.longest_turn[record.line], counts.longest_field[record.line] = length_of[text], name
 
+    records = _add_template_shares(records, tokenizer, length_of, max_length, counts.rendered)
     owners, rendered = [], []
     for start in range(0, len(records), chunk):
         chunk_owners, chunk_rendered = _render(records[start:start + chunk], tokenizer, counts.render_errors)
@@ -76,6 +89,50 @@ def count_tokens(records: list[Record], tokenizer, source: str, chunk: int = 2_0
     for line, length in zip(owners, rendered_lengths(tokenizer, rendered)):
         counts.rendered[line] = max(counts.rendered.get(line, 0), length)
     return counts
+
+
+def _add_template_shares(records: list[Record], tokenizer, length_of: dict[str, int], max_length: int | None,
+                         rendered: dict[int, int], per_signature: int = 8, extra: int = 512) -> list[Record]:
+    """Fills `rendered` by turn lengths plus the template's share for every record it can; returns
+    the records left to render and encode (all of them where the template's share is not fixed)."""
+    added = [t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.content]
+
+    def plain_turn(message: dict) -> bool:
+        text = message.get("content")
+        return (set(message) == {"role", "content"} and isinstance(text, str) and text != "" and text == text.strip()
+                and not any(token in text for token in added))
+
+    simple = [r for r in records if not r.tools and all(plain_turn(m) for c in r.conversations() for m in c)]
+    if not simple:
+        return records
+    by_signature: dict[tuple, list[list[dict]]] = defaultdict(list)
+    for record in simple:
+        for conversation in record.conversations():
+            by_signature[tuple(m["role"] for m in conversation)].append(conversation)
+    rng = random.Random(0)
+    sample = [c for group in by_signature.values() for c in (group if len(group) <= per_signature
+                                                                else rng.sample(group, per_signature))]
+    everything = [c for group in by_signature.values() for c in group]
+    sample += rng.sample(everything, min(extra, len(everything)))
+    try:
+        exact = [len(ids) for ids in _encode(tokenizer, _render_batch(tokenizer, sample))]
+    except Exception:   # a template that cannot render some sample: the plain way, record by record
+        return records
+    share: dict[tuple, int] = {}
+    for conversation, length in zip(sample, exact):
+        template_share = length - sum(length_of[m["content"]] for m in conversation)
+        if share.setdefault(tuple(m["role"] for m in conversation), template_share) != template_share:
+            return records   # the template's share depends on more than the roles
+    simple_lines = {r.line for r in simple}
+    left = [r for r in records if r.line not in simple_lines]
+    for record in simple:
+        lengths = [share[tuple(m["role"] for m in c)] + sum(length_of[m["content"]] for m in c)
+                   for c in record.conversations()]
+        if max_length is not None and any(abs(n - max_length) <= 16 for n in lengths):
+            left.append(record)
+        else:
+            rendered[record.line] = max(lengths)
+    return left
 
 
 def rendered_lengths(tokenizer, texts: list[str], sample: int = 256) -> list[int]:

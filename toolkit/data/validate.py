@@ -56,7 +56,7 @@ def run_validate(params: Params, progress=print) -> ValidateReport:
     phases.start("read")
     parsed = _read(data.path, data.format, progress)
     phases.start("tokens")
-    counts = count_tokens(parsed.records, tokenizer, tokenizer_source)
+    counts = count_tokens(parsed.records, tokenizer, tokenizer_source, params.train.max_length)
     screening = _screen(parsed, counts, params, phases)
     good = _set_aside(parsed, screening, data.quarantine)
     redacted = 0
