@@ -75,7 +75,7 @@ def count_tokens(records: list[Record], tokenizer, source: str, max_length: int 
 
     counts = TokenCounts(source, sha256_text(tokenizer.chat_template))
     distinct = list(dict.fromkeys(text for record in records for _, text in record.texts()))
-    length_of = dict(zip(distinct, map(len, _encode(tokenizer, distinct))))
+    length_of = dict(zip(distinct, _lengths(tokenizer, distinct)))
     for record in records:
         name, text = max(record.texts(), key=lambda item: length_of[item[1]])
         counts.longest_turn[record.line], counts.longest_field[record.line] = length_of[text], name
@@ -115,7 +115,7 @@ def _add_template_shares(records: list[Record], tokenizer, length_of: dict[str, 
     everything = [c for group in by_signature.values() for c in group]
     sample += rng.sample(everything, min(extra, len(everything)))
     try:
-        exact = [len(ids) for ids in _encode(tokenizer, _render_batch(tokenizer, sample))]
+        exact = _lengths(tokenizer, _render_batch(tokenizer, sample))
     except Exception:   # a template that cannot render some sample: the plain way, record by record
         return records
     share: dict[tuple, int] = {}
@@ -139,15 +139,15 @@ def rendered_lengths(tokenizer, texts: list[str], sample: int = 256) -> list[int
     """Token count of each text, encoding each distinct piece between control tokens once."""
     added = [t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.content]
     if not added or not texts:
-        return [len(ids) for ids in _encode(tokenizer, texts)]
+        return _lengths(tokenizer, texts)
     splitter = re.compile("|".join(re.escape(t) for t in sorted(added, key=len, reverse=True)))
     pieces = [splitter.split(text) for text in texts]
     distinct = list({piece for parts in pieces for piece in parts if piece})
-    length_of = dict(zip(distinct, map(len, _encode(tokenizer, distinct))))
+    length_of = dict(zip(distinct, _lengths(tokenizer, distinct)))
     lengths = [len(parts) - 1 + sum(length_of[p] for p in parts if p) for parts in pieces]
-    direct = [len(ids) for ids in _encode(tokenizer, texts[:sample])]
+    direct = _lengths(tokenizer, texts[:sample])
     if direct != lengths[:len(direct)]:
-        return [len(ids) for ids in _encode(tokenizer, texts)]
+        return _lengths(tokenizer, texts)
     return lengths
 
 
@@ -186,10 +186,16 @@ def _render_batch(tokenizer, conversations: list[list[dict]], sample: int = 64) 
     return rendered
 
 
-def _encode(tokenizer, texts: list[str]) -> list[list[int]]:
-    if not texts:
-        return []
+def _lengths(tokenizer, texts: list[str], batch: int = 2_000) -> list[int]:
+    """Token count of each text. In batches: one call over hundreds of thousands of texts holds all
+    their encodings at once and was twice as slow as batches of 2,000 (measured on 158k texts)."""
     backend = getattr(tokenizer, "_tokenizer", None)
-    if backend is not None and hasattr(backend, "encode_batch_fast"):  # a Rust tokenizer: no offsets, all cores
-        return [encoding.ids for encoding in backend.encode_batch_fast(texts, add_special_tokens=False)]
-    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    fast = backend is not None and hasattr(backend, "encode_batch_fast")   # a Rust tokenizer: no offsets, all cores
+    lengths: list[int] = []
+    for start in range(0, len(texts), batch):
+        part = texts[start:start + batch]
+        if fast:
+            lengths += [len(encoding) for encoding in backend.encode_batch_fast(part, add_special_tokens=False)]
+        else:
+            lengths += [len(ids) for ids in tokenizer(part, add_special_tokens=False)["input_ids"]]
+    return lengths
