@@ -41,12 +41,16 @@ from toolkit.data.validate import run_validate  # noqa: E402
 from toolkit.train.builtin_base import build_tokenizer  # noqa: E402
 
 
-def generate(data: str, size: int) -> list[dict]:
-    if data == "tickets":
-        return support_ticket_records(size, seed=11)
+def generate(data: str, size: int):
+    """The records, generated 100,000 at a time (seeds 11, 12, ...) so a million never sit in memory."""
+    if data == "tickets":   # a finite template space: a million distinct tickets do not exist
+        yield from support_ticket_records(size, seed=11)
+        return
     # varied: about as many words per record as a ticket (median 8 words a turn, 1-4 exchanges);
     # long-chat: median 40 words a turn, about seven times the text per record.
-    return varied_chat_records(size, seed=11, median_words=8 if data == "varied" else 40)
+    for chunk, start in enumerate(range(0, size, 100_000)):
+        yield from varied_chat_records(min(100_000, size - start), seed=11 + chunk,
+                                       median_words=8 if data == "varied" else 40)
 
 
 def run_size(size: int, tokenizer_dir: Path, root: Path, data: str) -> dict:
@@ -54,15 +58,15 @@ def run_size(size: int, tokenizer_dir: Path, root: Path, data: str) -> dict:
     (project / "data").mkdir(parents=True)
     shutil.copytree(REPO / "policies", project / "policies")
     shutil.copy(REPO / "data/support_tickets.datasheet.yaml", project / "data/tickets.datasheet.yaml")
-    records = generate(data, size)
+    leaked = []   # 20 training records spread over the file, leaked into the evaluation suite below
     with open(project / "data/tickets.jsonl", "w", encoding="utf-8") as out:
-        for record in records:
+        for index, record in enumerate(generate(data, size)):
             out.write(json.dumps(record) + "\n")
+            if index % max(1, size // 20) == 0 and len(leaked) < 20:
+                leaked.append(record["messages"][-2]["content"])
     # An evaluation suite unlike the training data (help-centre pages), with 20 training tickets leaked into it.
     (project / "eval_suites/probe").mkdir(parents=True)
     pages = [item for item in pretraining_corpus(600, seed=99) if isinstance(item, str)][:480]
-    leaked = [r["messages"][-2]["content"] for r in records[::max(1, size // 20)][:20]]
-    del records
     with open(project / "eval_suites/probe/items.jsonl", "w", encoding="utf-8") as out:
         for text in pages + leaked:
             out.write(json.dumps({"input": text, "reference": "-"}) + "\n")
