@@ -95,7 +95,7 @@ def _add_template_shares(records: list[Record], tokenizer, length_of: dict[str, 
                          rendered: dict[int, int], per_signature: int = 8, extra: int = 512) -> list[Record]:
     """Fills `rendered` by turn lengths plus the template's share for every record it can; returns
     the records left to render and encode (all of them where the template's share is not fixed)."""
-    added = [t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.content]
+    added = _control_tokens(tokenizer)
 
     def plain_turn(message: dict) -> bool:
         text = message.get("content")
@@ -137,7 +137,7 @@ def _add_template_shares(records: list[Record], tokenizer, length_of: dict[str, 
 
 def rendered_lengths(tokenizer, texts: list[str], sample: int = 256) -> list[int]:
     """Token count of each text, encoding each distinct piece between control tokens once."""
-    added = [t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.content]
+    added = _control_tokens(tokenizer)
     if not added or not texts:
         return _lengths(tokenizer, texts)
     splitter = re.compile("|".join(re.escape(t) for t in sorted(added, key=len, reverse=True)))
@@ -184,6 +184,11 @@ def _render_batch(tokenizer, conversations: list[list[dict]], sample: int = 64) 
     if rendered[:sample] != list(tokenizer.apply_chat_template(conversations[:sample], tokenize=False)):
         return list(tokenizer.apply_chat_template(conversations, tokenize=False))
     return rendered
+
+
+def _control_tokens(tokenizer) -> list[str]:
+    """The text of the tokenizer's added (control) tokens, which it cuts out before encoding."""
+    return [t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.content]
 
 
 def _lengths(tokenizer, texts: list[str], batch: int = 2_000) -> list[int]:

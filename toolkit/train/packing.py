@@ -76,19 +76,25 @@ def choose_packing(setting: str, method: str, attention: str, max_length: int) -
 
 
 class PaddingFreeCollator:
-    """Collates tokenized SFT examples ({input_ids, labels}) into padding-free rows, or into the
-    plain padded batch where packing would not save at least `min_saving` of the computed tokens
-    (both layouts give the same loss)."""
+    """Collates tokenized SFT examples ({input_ids, labels}) into padding-free rows. One row, and the
+    plain padded batch where packing would not save at least `min_saving` of the computed tokens,
+    are TRL's own collator (its one-row output also carries FlashAttention's sequence boundaries);
+    several rows of a batch are laid out here (both layouts give the same loss)."""
 
     def __init__(self, pad_token_id: int, one_row: bool, min_saving: float = 0.1):
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
         self.pad_token_id, self.one_row, self.min_saving = pad_token_id, one_row, min_saving
+        self.trl_collator = DataCollatorForLanguageModeling(pad_token_id=pad_token_id, padding_free=one_row)
 
     def __call__(self, examples: list[dict]) -> dict:
+        if self.one_row:
+            return self.trl_collator(examples)
         lengths = [len(e["input_ids"]) for e in examples]
-        rows = [list(range(len(examples)))] if self.one_row else first_fit_decreasing(lengths, max(lengths))
+        rows = first_fit_decreasing(lengths, max(lengths))
         width = max(sum(lengths[i] for i in row) for row in rows)
-        if not self.one_row and len(rows) * width > (1 - self.min_saving) * len(examples) * max(lengths):
-            return self._padded(examples, max(lengths))
+        if len(rows) * width > (1 - self.min_saving) * len(examples) * max(lengths):
+            return self.trl_collator(examples)   # padded
         return self._packed(examples, rows, width)
 
     def _packed(self, examples: list[dict], rows: list[list[int]], width: int) -> dict:
@@ -109,19 +115,6 @@ class PaddingFreeCollator:
                 position_ids[r, at:at + n] = torch.arange(n)
                 at += n
         return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
-
-    def _padded(self, examples: list[dict], width: int) -> dict:
-        import torch
-
-        input_ids = torch.full((len(examples), width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(examples), width), -100, dtype=torch.long)
-        attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
-        for r, example in enumerate(examples):
-            n = len(example["input_ids"])
-            input_ids[r, :n] = torch.as_tensor(example["input_ids"])
-            labels[r, :n] = torch.as_tensor(example.get("labels", example["input_ids"]))
-            attention_mask[r, :n] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
 
 
 def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
