@@ -90,6 +90,7 @@ class DataParams(StrictModel):
     pii: PiiParams = PiiParams()
     decontamination: DecontaminationParams = DecontaminationParams()
     class_balance: ClassBalanceParams = ClassBalanceParams()
+    chunk_records: int = Field(10_000, ge=1, description="records read, checked and written at a time (memory, not results)")
 
 
 class LoraParams(StrictModel):

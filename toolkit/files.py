@@ -88,8 +88,38 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
 
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
-    lines = (json.dumps(row, ensure_ascii=False, sort_keys=True) for row in rows)
-    return atomic_write_text(path, "".join(line + "\n" for line in lines))
+    with JsonlWriter(path) as writer:
+        for row in rows:
+            writer.write(row)
+    return Path(path)
+
+
+class JsonlWriter:
+    """JSON Lines written row by row to a temporary file beside `path`, renamed onto it when the
+    with-block ends (a reader never sees half a file); an error inside the block removes it instead."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+
+    def write(self, row: Any) -> None:
+        self.handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, error_type, *_) -> None:
+        try:
+            if error_type is None:
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
+            self.handle.close()
+            if error_type is None:
+                os.replace(self.tmp, self.path)
+        finally:
+            Path(self.tmp).unlink(missing_ok=True)
 
 
 def read_json(path: str | Path) -> Any:

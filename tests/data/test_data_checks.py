@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from toolkit.data import dedup, injection, pii
@@ -68,7 +69,9 @@ def test_exact_duplicates_are_found_across_layouts(tmp_path):
     (tmp_path / "a.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}) + "\n")
     (tmp_path / "b.jsonl").write_text(json.dumps({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}) + "\n")
     a, b = load_records(tmp_path / "a.jsonl").records[0], load_records(tmp_path / "b.jsonl").records[0]
-    assert dedup.exact_duplicates([a, chat("other"), b]) == {2: 0}
+    digests = np.array([dedup.content_digest(r.content_key()) for r in (a, chat("other"), b, chat("other"))],
+                       dtype=np.uint64)
+    assert dedup.first_occurrences(digests).tolist() == [0, 1, 0, 1]
 
 
 def test_near_duplicates_pair_similar_texts_only():

@@ -16,27 +16,73 @@ from toolkit.reports import BalanceSection, LabelBalance
 
 
 def class_balance(records: list[Record], max_ratio: float, max_classes: int) -> BalanceSection:
-    labels: dict[str, Counter] = {}
-    answers = [_answer(r) for r in records]
-    if records and records[0].kind == "kto":
-        labels["label"] = Counter(str(r.label).lower() for r in records)
-    parsed = [json_object(a) for a in answers]
-    if answers and all(p is not None for p in parsed):
-        fields = Counter(key for p in parsed for key in p)
-        for key, seen in fields.items():
-            values = Counter(_scalar(p.get(key)) for p in parsed if key in p)
-            if seen == len(parsed) and None not in values and 2 <= len(values) <= max_classes:
-                labels[key] = values
-    elif answers:
-        values = Counter(a.strip() for a in answers)
-        if 2 <= len(values) <= max_classes and len(values) < len(answers):
-            labels["answer"] = values
-    section = {}
-    for name, counts in labels.items():
-        ratio = max(counts.values()) / min(counts.values())
-        section[name] = LabelBalance(counts=dict(counts.most_common()), ratio=round(ratio, 3), imbalanced=ratio > max_ratio)
-    return BalanceSection(applicable=bool(section), max_ratio=max_ratio, labels=section,
-                          imbalanced=any(b.imbalanced for b in section.values()))
+    tally = BalanceTally(max_ratio, max_classes)
+    tally.add(records)
+    return tally.section()
+
+
+class BalanceTally:
+    """Class balance counted chunk by chunk. A field (or the answer) that takes more than max_classes
+    values is not a label whatever comes later, so its counts are dropped as soon as it does: memory
+    stays with the labels, not with the answers."""
+
+    def __init__(self, max_ratio: float, max_classes: int):
+        self.max_ratio, self.max_classes = max_ratio, max_classes
+        self.records, self.kto = 0, False
+        self.kto_labels: Counter = Counter()
+        self.all_json = True
+        self.fields: Counter = Counter()             # records holding each top-level field
+        self.values: dict[str, Counter | None] = {}  # None: not a label (too many values, or not scalar)
+        self.answers: Counter | None = Counter()
+
+    def add(self, records: list[Record]) -> None:
+        if records and self.records == 0:
+            self.kto = records[0].kind == "kto"
+        for record in records:
+            self.records += 1
+            if self.kto:
+                self.kto_labels[str(record.label).lower()] += 1
+            answer = _answer(record)
+            if self.answers is not None:
+                self.answers[answer.strip()] += 1
+                if len(self.answers) > self.max_classes:
+                    self.answers = None
+            if self.all_json:
+                self._add_fields(json_object(answer))
+
+    def _add_fields(self, parsed: dict | None) -> None:
+        if parsed is None:
+            self.all_json, self.fields, self.values = False, Counter(), {}
+            return
+        for key, value in parsed.items():
+            self.fields[key] += 1
+            seen = self.values.setdefault(key, Counter())
+            if seen is None:
+                continue
+            scalar = _scalar(value)
+            seen[scalar] += 1
+            if scalar is None or len(seen) > self.max_classes:
+                self.values[key] = None
+
+    def section(self) -> BalanceSection:
+        labels: dict[str, Counter] = {}
+        if self.kto:
+            labels["label"] = self.kto_labels
+        if self.records and self.all_json:
+            for key, seen in self.fields.items():
+                values = self.values.get(key)
+                if seen == self.records and values is not None and 2 <= len(values) <= self.max_classes:
+                    labels[key] = values
+        elif self.records and self.answers is not None:
+            if 2 <= len(self.answers) <= self.max_classes and len(self.answers) < self.records:
+                labels["answer"] = self.answers
+        section = {}
+        for name, counts in labels.items():
+            ratio = max(counts.values()) / min(counts.values())
+            section[name] = LabelBalance(counts=dict(counts.most_common()), ratio=round(ratio, 3),
+                                         imbalanced=ratio > self.max_ratio)
+        return BalanceSection(applicable=bool(section), max_ratio=self.max_ratio, labels=section,
+                              imbalanced=any(b.imbalanced for b in section.values()))
 
 
 def _answer(record: Record) -> str:

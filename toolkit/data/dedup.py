@@ -1,7 +1,7 @@
 """Exact and near duplicates.
 
 Exact: the same canonical record (after normalization, so a chat record and the same conversation
-in ShareGPT form are duplicates). Near: MinHash signatures of word shingles of the non-system text
+in ShareGPT form are duplicates), compared by 128 bits of its SHA-256. Near: MinHash signatures of word shingles of the non-system text
 (the system prompt is left out because a shared one would make every record look alike),
 candidate pairs from LSH banding, each confirmed by the signatures' estimate of Jaccard similarity.
 
@@ -14,6 +14,7 @@ verified against the threshold anyway, so a missed pair costs more than an extra
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -40,19 +41,6 @@ def content_texts(record: Record) -> list[list[str]]:
 
 def content_words(record: Record) -> list[str]:
     return [w for text in content_texts(record) for w in text]
-
-
-def exact_duplicates(records: list[Record]) -> dict[int, int]:
-    """index of each repeated record -> index of its first occurrence."""
-    first_seen: dict[str, int] = {}
-    repeats = {}
-    for index, record in enumerate(records):
-        key = record.content_key()
-        if key in first_seen:
-            repeats[index] = first_seen[key]
-        else:
-            first_seen[key] = index
-    return repeats
 
 
 def minhash_signatures(documents: list[list[str]], shingle_words: int, num_perm: int,
@@ -85,8 +73,14 @@ def near_duplicates(documents: list[list[str]], threshold: float, shingle_words:
     """Pairs whose estimated Jaccard similarity of word shingles is at least `threshold`."""
     if len(documents) < 2:
         return []
-    signatures, empty = minhash_signatures(documents, shingle_words, num_perm, seed)
-    bands, rows = optimal_bands(threshold, num_perm)
+    return near_pairs(*minhash_signatures(documents, shingle_words, num_perm, seed), threshold)
+
+
+def near_pairs(signatures: np.ndarray, empty: np.ndarray, threshold: float) -> list[NearPair]:
+    """Near-duplicate pairs among documents given by their MinHash signatures (rows, in order)."""
+    if len(signatures) < 2:
+        return []
+    bands, rows = optimal_bands(threshold, signatures.shape[1])
     candidates = []
     for band in range(bands):
         block = signatures[:, band * rows:(band + 1) * rows]
@@ -101,6 +95,25 @@ def near_duplicates(documents: list[list[str]], threshold: float, shingle_words:
         for (a, b), s in zip(block[similarity >= threshold], similarity[similarity >= threshold]):
             found.append(NearPair(int(a), int(b), round(float(s), 3)))
     return found
+
+
+def first_occurrences(keys: np.ndarray) -> np.ndarray:
+    """For rows of content digests (n x 2 uint64, in file order): the index of each row's first equal row."""
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((np.arange(len(keys)), keys[:, 1], keys[:, 0]))
+    ordered = keys[order]
+    new_group = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]
+    first_of_group = order[np.flatnonzero(new_group)]
+    first = np.empty(len(keys), dtype=np.int64)
+    first[order] = first_of_group[np.cumsum(new_group) - 1]
+    return first
+
+
+def content_digest(content_key: str) -> tuple[int, int]:
+    """128 bits of the SHA-256 of a record's canonical content (Record.content_key): what exact duplicates share."""
+    digest = hashlib.sha256(content_key.encode()).digest()
+    return int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:16], "little")
 
 
 def _bucket_pairs(keys: np.ndarray) -> np.ndarray:

@@ -90,37 +90,45 @@ def _resolve(value: Any, params: Params, path: Path, key: str) -> Any:
     return node
 
 
-def derived_columns(records: list[Record], longest_turn_tokens: dict[int, int]):
-    import pandas as pd
+class DerivedColumns:
+    """The derived columns of every record, gathered chunk by chunk (a role sequence is kept once)."""
 
-    rows = []
-    for record in records:
-        conversation = record.conversations()[0]
-        roles = [m["role"] for m in conversation]
-        contents = [text for _, text in record.texts()]
-        rows.append({
-            "line": record.line,
-            "roles": ",".join(roles),
-            "last_role": roles[-1],
-            "empty_turns": sum(1 for c in contents if not c.strip()),
-            "max_turn_tokens": longest_turn_tokens.get(record.line, 0),
-            "n_messages": len(roles),
-            "answers_differ": record.chosen != record.rejected if record.kind == "preference" else True,
-            "label": record.label,
-        })
-    return pd.DataFrame(rows).set_index("line", drop=False)
+    def __init__(self):
+        self.columns: dict[str, list] = {name: [] for name in ("line", "roles", "last_role", "empty_turns",
+                                                               "max_turn_tokens", "n_messages", "answers_differ", "label")}
+        self._strings: dict[str, str] = {}
+
+    def add(self, record: Record, longest_turn_tokens: int) -> None:
+        roles = [m["role"] for m in record.conversations()[0]]
+        joined = ",".join(roles)
+        columns = self.columns
+        columns["line"].append(record.line)
+        columns["roles"].append(self._strings.setdefault(joined, joined))
+        columns["last_role"].append(roles[-1])
+        columns["empty_turns"].append(sum(1 for _, text in record.texts() if not text.strip()))
+        columns["max_turn_tokens"].append(longest_turn_tokens)
+        columns["n_messages"].append(len(roles))
+        columns["answers_differ"].append(record.chosen != record.rejected if record.kind == "preference" else True)
+        columns["label"].append(record.label)
+
+    def __len__(self) -> int:
+        return len(self.columns["line"])
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.columns).set_index("line", drop=False)
 
 
-def run_expectations(records: list[Record], specs: list[ExpectationSpec], suite_name: str,
-              longest_turn_tokens: dict[int, int]) -> list[ExpectationOutcome]:
-    if not records:
+def run_expectations(columns: DerivedColumns, specs: list[ExpectationSpec], suite_name: str) -> list[ExpectationOutcome]:
+    if not len(columns):
         return [ExpectationOutcome.of(s, True) for s in specs]
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations import expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    frame = derived_columns(records, longest_turn_tokens)
+    frame = columns.frame()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch_definition = (

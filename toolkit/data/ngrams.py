@@ -2,8 +2,11 @@
 
 Documents are lists of normalised words. Each is cut into overlapping n-grams (a document shorter
 than n words is one n-gram of all its words) and every n-gram is hashed to 64 bits in vectorised
-numpy, so 100,000 records take seconds and memory grows linearly. The result is the sorted, unique
-(n-gram hash, document) pairs; joins between two corpora are sort-merges, never all-pairs loops.
+numpy, so 100,000 records take seconds and memory grows linearly. A word's number is a hash of the
+word itself, not its place in a vocabulary, so the same n-gram hashes alike in any call: a file
+processed in chunks gets the hashes it would get in one piece, and nothing grows with the vocabulary.
+The result is the sorted, unique (n-gram hash, document) pairs; joins between two corpora are
+sort-merges, never all-pairs loops.
 
 "Boilerplate" n-grams, those found in more than `max_documents` documents (a shared system prompt,
 a form letter), are ignored: they say nothing about whether two particular records are related.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from hashlib import blake2b
 
 import numpy as np
 
@@ -36,19 +40,16 @@ class NgramPairs:
 
 
 class NgramHasher:
-    """Hashes word n-grams; one hasher must serve every corpus that is compared (shared vocabulary)."""
+    """Hashes word n-grams; hashers with the same n and seed hash alike, whatever they saw before."""
 
     def __init__(self, n: int, seed: int = 0):
         self.n = n
-        self.vocabulary: dict[str, int] = {}
         rng = np.random.default_rng(seed)
         self._weights = rng.integers(1, 2**63, size=n + 1, dtype=np.uint64) | np.uint64(1)
 
     def pairs(self, documents: list[list[str]]) -> NgramPairs:
-        vocabulary = self.vocabulary
         lengths = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
-        stream = np.fromiter((vocabulary.setdefault(w, len(vocabulary)) + 1 for d in documents for w in d),
-                             dtype=np.uint64, count=int(lengths.sum()))
+        stream = word_numbers(documents, int(lengths.sum()))
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
         doc_of_position = np.repeat(np.arange(len(documents)), lengths)
         with np.errstate(over="ignore"):
@@ -76,6 +77,16 @@ class NgramHasher:
             return np.uint64((ids * self._weights[: len(ids)]).sum(dtype=np.uint64) + np.uint64(len(ids)) * self._weights[-1])
 
 
+def word_numbers(documents: list[list[str]], count: int) -> np.ndarray:
+    """Each word of the documents, in order, as a 64-bit hash of the word (odd, so never 0): each
+    distinct word of the call is hashed once."""
+    seen: dict[str, int] = {}
+    positions = np.fromiter((seen.setdefault(w, len(seen)) for d in documents for w in d), dtype=np.int64, count=count)
+    numbers = np.fromiter((int.from_bytes(blake2b(w.encode(), digest_size=8).digest(), "little") for w in seen),
+                          dtype=np.uint64, count=len(seen))
+    return numbers[positions] | np.uint64(1)
+
+
 def splitmix64(values: np.ndarray) -> np.ndarray:
     """The splitmix64 finaliser, element-wise: a fast, well-mixing 64-bit hash of 64-bit integers."""
     with np.errstate(over="ignore"):
@@ -88,23 +99,6 @@ def splitmix64(values: np.ndarray) -> np.ndarray:
 
 def _mix(values: np.ndarray) -> np.ndarray:
     return splitmix64(values) ^ _MIX
-
-
-def overlapping(train: NgramPairs, other: NgramPairs, ignore: np.ndarray,
-                max_examples: int = 20) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
-    """Documents of `other` and of `train` that share a non-ignored n-gram, and up to max_examples
-    (other doc, train doc) pairs. Vectorised: a popular n-gram never expands into all its pairs."""
-    common = np.setdiff1d(np.intersect1d(train.grams, other.grams), ignore, assume_unique=True)
-    other_hit = np.isin(other.grams, common)
-    train_hit = np.isin(train.grams, common)
-    examples: list[tuple[int, int]] = []
-    for gram, doc in zip(other.grams[other_hit], other.docs[other_hit]):
-        if len(examples) >= max_examples:
-            break
-        partner = train.docs[np.searchsorted(train.grams, gram)]
-        if (int(doc), int(partner)) not in examples:
-            examples.append((int(doc), int(partner)))
-    return np.unique(other.docs[other_hit]), np.unique(train.docs[train_hit]), examples
 
 
 def a_shared_ngram(a: list[str], b: list[str], n: int, ignored=lambda window: False) -> str:

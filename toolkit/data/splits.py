@@ -36,10 +36,10 @@ def groups(count: int, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return labels
 
 
-def group_splits(content_keys: list[str], labels: np.ndarray, validation_fraction: float, heldout_fraction: float,
-                 seed: int) -> list[str]:
-    """Each item's split: that of the earliest item in its group (items are in file order)."""
+def group_splits(own: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each item's split (an index into SPLITS): that of the earliest item of its group (items are in
+    file order); `own` is each item's split by its own content (assign_split)."""
     _, representative = np.unique(labels, return_index=True)
-    split_of_group = {int(labels[r]): assign_split(content_keys[r], validation_fraction, heldout_fraction, seed)
-                      for r in representative}
-    return [split_of_group[int(label)] for label in labels]
+    split_of_group = np.empty(int(labels.max(initial=-1)) + 1, dtype=own.dtype)
+    split_of_group[labels[representative]] = own[representative]
+    return split_of_group[labels]
