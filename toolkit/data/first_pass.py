@@ -37,9 +37,9 @@ Span = tuple[str, str, int, int]      # (canonical field, kind of personal data,
 class RecordFacts:
     """What the first pass keeps of the valid records, numbered 0.. in file order."""
     lines: list[int] = field(default_factory=list)
-    digests: list[tuple[int, int]] = field(default_factory=list)
-    own_split: list[int] = field(default_factory=list)            # index into SPLITS
-    rendered: list[int] = field(default_factory=list)             # tokens of the longest rendering
+    digests: list[np.ndarray] = field(default_factory=list)      # content hashes (n x 2 uint64), per chunk
+    own_split: list[np.ndarray] = field(default_factory=list)    # index into SPLITS, per chunk
+    rendered: list[np.ndarray] = field(default_factory=list)     # tokens of the longest rendering, per chunk
     longest_field: list[str] = field(default_factory=list)        # canonical field of the longest turn
     empty_field: dict[int, str] = field(default_factory=dict)     # line -> first empty text's field
     columns: DerivedColumns = field(default_factory=DerivedColumns)
@@ -56,16 +56,21 @@ class RecordFacts:
     def line_array(self) -> np.ndarray:
         return np.asarray(self.lines, dtype=np.int64)
 
-    def signature_rows(self, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(signatures, empty) of the given record numbers (ascending), gathered chunk by chunk."""
+    def column(self, name: str) -> np.ndarray:
+        return np.concatenate(getattr(self, name))
+
+    def take_signatures(self, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(signatures, empty) of the given record numbers (ascending), gathered chunk by chunk; the
+        signatures are handed over, not copied (they are the largest thing the stage holds)."""
         rows, empty, start = [], [], 0
-        for signatures, blank in zip(self.signatures, self.empty):
+        num_perm = self.signatures[0].shape[1] if self.signatures else 1
+        while self.signatures:
+            signatures, blank = self.signatures.pop(0), self.empty.pop(0)
             end = start + len(signatures)
             local = numbers[(numbers >= start) & (numbers < end)] - start
             rows.append(signatures[local])
             empty.append(blank[local])
             start = end
-        num_perm = self.signatures[0].shape[1] if self.signatures else 1
         return (np.concatenate(rows) if rows else np.zeros((0, num_perm), dtype=np.uint64),
                 np.concatenate(empty) if empty else np.zeros(0, dtype=bool))
 
@@ -91,9 +96,9 @@ class FirstPass:
             facts.problems.append(Problem(path, line, source_field(layout, "messages"), message))
         with self.phases.timed("expectations"):
             self._check_tool_calls(records, path)
+            facts.rendered.append(np.array([counts.rendered.get(r.line, 0) for r in records], dtype=np.int32))
             for record in records:
                 facts.lines.append(record.line)
-                facts.rendered.append(counts.rendered.get(record.line, 0))
                 longest = counts.longest_field.get(record.line, "")
                 facts.longest_field.append(self._strings.setdefault(longest, longest))
                 empty = next((name for name, text in record.texts() if not text.strip()), None)
@@ -104,11 +109,10 @@ class FirstPass:
             records = self._scan_pii(records)
         with self.phases.timed("dedup"):
             cfg = params.data
-            for record in records:
-                key = record.content_key()
-                facts.digests.append(dedup.content_digest(key))
-                facts.own_split.append(SPLITS.index(assign_split(key, cfg.validation_fraction, cfg.heldout_fraction,
-                                                                 params.seed)))
+            keys = [record.content_key() for record in records]
+            facts.digests.append(np.array([dedup.content_digest(key) for key in keys], dtype=np.uint64).reshape(-1, 2))
+            facts.own_split.append(np.array([SPLITS.index(assign_split(key, cfg.validation_fraction, cfg.heldout_fraction,
+                                                                       params.seed)) for key in keys], dtype=np.int8))
             texts = [dedup.content_texts(r) for r in records]
             signatures, empty = dedup.minhash_signatures([[w for text in t for w in text] for t in texts],
                                                          cfg.dedup.shingle_words, cfg.dedup.num_perm, params.seed)

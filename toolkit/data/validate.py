@@ -265,7 +265,7 @@ class Fates:
 
 def _drop_duplicates(good: np.ndarray, facts: RecordFacts, lines: np.ndarray, params: Params) -> Fates:
     settings = params.data.dedup
-    digests = np.asarray(facts.digests, dtype=np.uint64).reshape(-1, 2)[good]
+    digests = facts.column("digests")[good]
     first = dedup.first_occurrences(digests)
     repeats = np.flatnonzero(first != np.arange(len(good)))
     fates = Fates(kept=good, exact=len(repeats),
@@ -278,7 +278,7 @@ def _drop_duplicates(good: np.ndarray, facts: RecordFacts, lines: np.ndarray, pa
         for i in repeats:
             fates.dropped[int(good[i])] = f"exact duplicate of line {lines[good[first[i]]]}"
         fates.kept = good[first == np.arange(len(good))]
-    pairs = dedup.near_pairs(*facts.signature_rows(fates.kept), settings.near_threshold)
+    pairs = dedup.near_pairs(*facts.take_signatures(fates.kept), settings.near_threshold)
     fates.near_pairs = pairs
     if settings.near == "drop" and pairs:
         kept = fates.kept
@@ -348,7 +348,7 @@ def _split(fates: Fates, facts: RecordFacts, params: Params) -> Splitting:
     related = fates.near_pairs + fates.exact_pairs
     labels = groups(len(fates.kept), np.array([p.first for p in related], dtype=np.int64),
                     np.array([p.second for p in related], dtype=np.int64))
-    own = np.asarray(facts.own_split, dtype=np.int8)[fates.kept]
+    own = facts.column("own_split")[fates.kept]
     split_of = group_splits(own, labels)
     return Splitting(split_of, Counter(labels.tolist()), int((split_of != own).sum()))
 
@@ -481,7 +481,7 @@ def _heldout_overlap(params: Params, layout: str, facts: RecordFacts, written: W
 
 def _token_section(facts: RecordFacts, lines: np.ndarray, fates: Fates, splitting: Splitting, max_length: int,
                    source: str) -> TokenSection:
-    rendered = np.asarray(facts.rendered, dtype=np.int64)[fates.kept]
+    rendered = facts.column("rendered").astype(np.int64)[fates.kept]
     truncated = lines[fates.kept][rendered > max_length]
     return TokenSection(tokenizer=source, chat_template_sha256=facts.chat_template_sha256,
                         max_length=max_length, rendered_tokens_p50=int(np.percentile(rendered, 50)),
