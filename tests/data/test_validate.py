@@ -236,7 +236,7 @@ def test_sft_training_refuses_preference_data_clearly(data_project):
 
 
 def test_chunked_validation_gives_the_same_report_and_files(data_project):
-    """20k records of every kind the stage sorts (varied and templated text, personal data, exact and
+    """About 20k records of every kind the stage sorts (varied and templated text, personal data, exact and
     near copies, records leaked into a suite, bad lines) give the same findings and byte-identical
     files read in chunks of 1,000 and in one piece."""
     import random
