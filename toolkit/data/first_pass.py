@@ -79,8 +79,7 @@ class FirstPass:
     def __init__(self, params: Params, tokenizer, tokenizer_source: str, suite_indexes: list[OverlapIndex], phases):
         self.params, self.tokenizer, self.tokenizer_source = params, tokenizer, tokenizer_source
         self.suite_indexes, self.phases = suite_indexes, phases
-        cfg = params.data.pii
-        self.scanner = pii.PiiScanner(tuple(cfg.detectors), tuple(cfg.phone_regions), min_score=dict(cfg.min_score))
+        self.scanner = pii.PiiScanner.of(params.data.pii)
         self.facts = RecordFacts()
         self._declared: set[str] = set()
         self._reasons: Counter = Counter()
@@ -154,6 +153,12 @@ class FirstPass:
         section.declared_tools, section.by_reason = sorted(self._declared), dict(self._reasons)
 
 
+def as_written(record: Record, facts: RecordFacts, action: str) -> Record:
+    """The record as the splits hold it: redacted where personal data was noted, with action redact."""
+    spans = facts.pii.get(record.line)
+    return redacted(record, spans) if spans and action == "redact" else record
+
+
 def redacted(record: Record, spans: list[Span]) -> Record:
     """A copy with every noted piece of personal data replaced by its placeholder."""
     by_field: dict[str, list[pii.Finding]] = {}
@@ -179,6 +184,16 @@ class Phases:
             yield
         finally:
             self.times[name] += time.perf_counter() - started
+
+    def each(self, name: str, items):
+        """The items of an iterator, the time spent producing each counted under `name` (reading a file)."""
+        items = iter(items)
+        while True:
+            with self.timed(name):
+                item = next(items, None)
+            if item is None:
+                return
+            yield item
 
     def finish(self) -> dict[str, float]:
         return {name: round(seconds, 3) for name, seconds in self.times.items()}

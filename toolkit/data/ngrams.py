@@ -34,10 +34,6 @@ class NgramPairs:
     grams: np.ndarray  # uint64, sorted
     docs: np.ndarray   # int64, the document each n-gram came from
 
-    def document_frequency(self) -> tuple[np.ndarray, np.ndarray]:
-        """(unique grams, how many documents hold each)."""
-        return np.unique(self.grams, return_counts=True)
-
 
 class NgramHasher:
     """Hashes word n-grams; hashers with the same n and seed hash alike, whatever they saw before."""

@@ -133,6 +133,11 @@ class PiiScanner:
         self.first_names = _first_names(str(Path(first_names_file).resolve()))
         self.find = lru_cache(maxsize=8192)(self._find)
 
+    @classmethod
+    def of(cls, settings) -> PiiScanner:
+        """The scanner params.yaml's data.pii configures."""
+        return cls(tuple(settings.detectors), tuple(settings.phone_regions), min_score=dict(settings.min_score))
+
     def _find(self, text: str) -> tuple[Finding, ...]:
         """Non-overlapping findings in text order; the checked, more specific detectors win overlaps."""
         detectors = self.detectors

@@ -39,7 +39,7 @@ from toolkit.data.decontamination import (OverlapIndex, evaluation_files_words, 
                                           text_pairs)
 from toolkit.data.expectations import (SUITE_FOR_KIND, ExpectationOutcome, expectation_suite_path, load_expectations,
                                        run_expectations)
-from toolkit.data.first_pass import MAX_EXAMPLES, FirstPass, Phases, RecordFacts, redacted
+from toolkit.data.first_pass import MAX_EXAMPLES, FirstPass, Phases, RecordFacts, as_written
 from toolkit.data.formats import Record, source_field
 from toolkit.data.ngrams import NgramPairs
 from toolkit.data.records import ParsedFile, Problem, RecordReader
@@ -160,16 +160,12 @@ def _first_pass(params: Params, tokenizer, tokenizer_source: str, suite_indexes,
     data = params.data
     reader = RecordReader(data.path, data.format)
     first = FirstPass(params, tokenizer, tokenizer_source, suite_indexes, phases)
-    chunks = reader.chunks(data.chunk_records)
-    while True:
-        with phases.timed("read"):
-            chunk = next(chunks, None)
+    for chunk in phases.each("read", reader.chunks(data.chunk_records)):
         _stop_on_file_problem(reader.parsed)
-        if chunk is None:
-            break
         first.add(chunk, reader.parsed.layout)
         progress(f"validate: {reader.parsed.lines_read} record(s) checked")
     parsed = reader.parsed
+    _stop_on_file_problem(parsed)
     progress(f"validate: read {parsed.lines_read} record(s) from {data.path}"
              + (f" as {parsed.layout} ({parsed.kind or 'sft'})" if parsed.layout else ""))
     return parsed, first.facts
@@ -376,20 +372,15 @@ def _second_pass(params: Params, parsed: ParsedFile, facts: RecordFacts, fates: 
     bad_lines = screening.bad_lines
     examples_needed = {t for o in decontamination.overlaps for _, t in o.examples}
     kept_lines = set(facts.line_array()[fates.kept].tolist())
-    scanner = pii.PiiScanner(tuple(data.pii.detectors), tuple(data.pii.phone_regions), min_score=dict(data.pii.min_score))
+    scanner = pii.PiiScanner.of(data.pii)
     balance = BalanceTally(data.class_balance.max_ratio, data.class_balance.max_classes)
     written, quarantined, texts_needed = Written(), {}, {}
     reader = RecordReader(data.path, data.format, layout=parsed.layout)
     with ExitStack() as stack:
         writers = [stack.enter_context(JsonlWriter(SPLIT_FILES[name])) for name in SPLITS]
         dropped = stack.enter_context(JsonlWriter(DROPPED_FILE))
-        chunks = reader.chunks(data.chunk_records)
         number = 0
-        while True:
-            with phases.timed("write"):
-                chunk = next(chunks, None)
-            if chunk is None:
-                break
+        for chunk in phases.each("write", reader.chunks(data.chunk_records)):
             with phases.timed("write"):
                 kept, heldout = [], []
                 for record in chunk:
@@ -401,8 +392,7 @@ def _second_pass(params: Params, parsed: ParsedFile, facts: RecordFacts, fates: 
                         if data.quarantine:
                             quarantined[line] = record.as_row()   # as read: the quarantine is for people to fix
                     else:
-                        spans = facts.pii.get(line)
-                        clean = redacted(record, spans) if spans and data.pii.action == "redact" else record
+                        clean = as_written(record, facts, data.pii.action)
                         if number in examples_needed:
                             texts_needed[number] = dedup.content_texts(clean)
                         if number in fates.dropped:
@@ -461,15 +451,14 @@ def _heldout_overlap(params: Params, layout: str, facts: RecordFacts, written: W
     cap = max(cfg.boilerplate_min_documents, int(cfg.boilerplate_fraction * len(train_lines)))
     index = OverlapIndex(NgramPairs(grams, docs), len(heldout_lines), cap)
     written.heldout_pairs = []
-    spans = facts.pii if data.pii.action == "redact" else {}
     number = 0
     for chunk in RecordReader(data.path, data.format, set(train_lines), layout).chunks(data.chunk_records):
-        texts = [dedup.content_texts(redacted(r, spans[r.line]) if r.line in spans else r) for r in chunk]
+        texts = [dedup.content_texts(as_written(r, facts, data.pii.action)) for r in chunk]
         index.add(text_pairs(texts, number, cfg.ngram))
         number += len(chunk)
     overlap = index.result(len(train_lines), cfg.boilerplate_fraction, cfg.boilerplate_min_documents)
     wanted = {heldout_lines[o] for o, _ in overlap.examples} | {train_lines[t] for _, t in overlap.examples}
-    texts = {r.line: dedup.content_texts(redacted(r, spans[r.line]) if r.line in spans else r)
+    texts = {r.line: dedup.content_texts(as_written(r, facts, data.pii.action))
              for chunk in RecordReader(data.path, data.format, wanted, layout).chunks(len(wanted) or 1)
              for r in chunk}
     ngrams = [shared_ngram(texts[heldout_lines[o]], texts[train_lines[t]], cfg.ngram, overlap.ignored)

@@ -34,8 +34,7 @@ class ReleaseReference:
         self.label_field = params.monitor.label_field
         self.training_words, self.training_languages, self.training_labels = self._training_inputs(validate)
         self.cost = bundle.read_report("cost") if bundle.report("cost").is_file() else {}
-        pii_cfg = params.data.pii
-        self.scanner = PiiScanner(tuple(pii_cfg.detectors), tuple(pii_cfg.phone_regions), min_score=dict(pii_cfg.min_score))
+        self.scanner = PiiScanner.of(params.data.pii)
         self.patterns = injection.load_patterns()
 
     def _metrics(self, bundle: Bundle) -> dict[str, tuple]:
