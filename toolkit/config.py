@@ -110,12 +110,43 @@ class PreferenceParams(StrictModel):
     undesirable_weight: float = Field(1.0, gt=0, description="KTO: weight of undesirable examples")
 
 
+class RewardParams(StrictModel):
+    """One reward of a GRPO run: a metric of the evaluation registry, scored on each sampled completion
+    against the record's reference (its last assistant turn)."""
+
+    metric: str = Field(description="a built-in metric (json_valid, field_accuracy, numeric_match, ...) or a dotted "
+                        "path to a custom one, as in eval_suites/*/suite.yaml")
+    weight: float = Field(1.0, description="weight of this reward in the sum GRPO optimises")
+    args: dict[str, Any] = Field({}, description="the metric's arguments (schema_file: a JSON schema file, relative "
+                                 "to the project root)")
+    name: str | None = Field(None, description="the name in reports and curves; default: the metric's")
+
+
+class GrpoParams(StrictModel):
+    """Settings of `method: grpo` (TRL's GRPOTrainer): rewards from the metric registry."""
+
+    rewards: list[RewardParams] = Field(
+        [RewardParams(metric="json_valid", weight=0.5), RewardParams(metric="field_accuracy", weight=1.0)],
+        min_length=1)
+    num_generations: int = Field(4, ge=2, description="completions sampled per prompt (the group)")
+    max_completion_length: int = Field(48, ge=1, description="new tokens per sampled completion")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the completions")
+    beta: float = Field(0.04, ge=0, description="KL penalty against the starting policy; 0: no reference pass")
+    learning_rate: float = Field(1e-4, gt=0, description="GRPO's own (train.learning_rate is the SFT recipe's)")
+    max_steps: int = Field(40, ge=1, description="optimizer steps (GRPO runs by steps, not epochs)")
+    prompts_per_step: int = Field(8, ge=1, description="prompts per optimizer step (each sampled num_generations times)")
+    eval_records: int | None = Field(32, ge=1, description="validation prompts scored at each checkpoint "
+                                     "(each sampled num_generations times); null: all")
+
+
 class TrainParams(StrictModel):
-    method: Literal["sft", "dpo", "kto", "orpo"] = Field(
-        "sft", description="sft on conversations; dpo or orpo on preference pairs; kto on labelled completions")
+    method: Literal["sft", "dpo", "kto", "orpo", "grpo"] = Field(
+        "sft", description="sft on conversations; dpo or orpo on preference pairs; kto on labelled completions; "
+        "grpo on prompts with reference answers, rewarded by evaluation metrics")
     adapter: Literal["lora", "dora", "qlora"] = Field("lora", description="qlora needs a CUDA GPU (4-bit NF4 base)")
     lora: LoraParams = LoraParams()
     preference: PreferenceParams = PreferenceParams()
+    grpo: GrpoParams = GrpoParams()
     init_adapter: str | None = Field(None, description="continue training this adapter (e.g. an SFT adapter before DPO)")
     epochs: float = Field(5, gt=0)
     batch_size: int = Field(16, ge=1)

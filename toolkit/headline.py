@@ -38,9 +38,13 @@ def data(report) -> dict[str, Any]:
 
 
 def train(report) -> dict[str, Any]:
-    return {"final_loss": report.final_loss, "validation_loss": report.validation_loss,
-            "optimizer_steps": report.optimizer_steps, "tokens_per_s": report.tokens_per_s,
-            "wall_time_s": report.wall_time_s}
+    figures = {"final_loss": report.final_loss, "validation_loss": report.validation_loss,
+               "optimizer_steps": report.optimizer_steps, "tokens_per_s": report.tokens_per_s,
+               "wall_time_s": report.wall_time_s}
+    if report.method == "grpo":   # what GRPO optimises: the mean weighted reward
+        figures.update({name: report.objective.get(name) for name in ("first_reward", "final_reward",
+                                                                      "best_validation_reward")})
+    return figures
 
 
 def tier(report) -> dict[str, Any]:

@@ -196,6 +196,7 @@ class TrainReport(Report):
     validation_loss: float | None
     loss_history: list[dict[str, float]]
     chat_template_sha256: str | None
+    reward_history: list[dict[str, float]] = []   # GRPO: per logged step, mean reward, each reward, KL, length
     # Metering (FinOps and the model card read these)
     device_kind: str = "cpu"              # cpu | cuda
     device_count: int = 1
@@ -255,6 +256,8 @@ class EvalReport(Report):
     by_category: dict[str, dict[str, Any]] = {}  # primary metric per item category (OOD probes)
     chat_template_sha256: str | None = None
     chat_template_matches_training: bool | None = None
+    # Held-out tier after GRPO: did the reward rise while a metric outside the reward fell?
+    reward_hacking: dict[str, Any] | None = None
 
 
 class Rate(BaseModel):

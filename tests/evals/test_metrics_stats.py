@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from toolkit.errors import ConfigError
-from toolkit.evals.metrics import exact_match, field_accuracy, get_metric, json_valid, normalized_exact_match
+from toolkit.scoring.metrics import exact_match, field_accuracy, get_metric, json_valid, normalized_exact_match
 from toolkit.evals.stats import paired_bootstrap
 
 REF = '{"category": "billing", "priority": "high", "product": "Nimbus Router"}'
@@ -33,7 +33,7 @@ SCHEMA = {"type": "object", "properties": {"priority": {"enum": ["low", "high"]}
 
 
 def test_json_schema_compliance():
-    from toolkit.evals.metrics import json_schema
+    from toolkit.scoring.metrics import json_schema
 
     assert json_schema('{"priority": "low"}', None, schema=SCHEMA) == 1.0
     assert json_schema('{"priority": "urgent"}', None, schema=SCHEMA) == 0.0      # not in the enum
@@ -43,7 +43,7 @@ def test_json_schema_compliance():
 
 
 def test_field_precision_recall_f1_by_hand():
-    from toolkit.evals.metrics import field_f1, field_precision, field_recall
+    from toolkit.scoring.metrics import field_f1, field_precision, field_recall
 
     # only category right of 4 predicted fields; 1 of 3 expected fields found
     pred = '{"category": "billing", "priority": "low", "product": "X", "extra": 1}'
@@ -58,7 +58,7 @@ def test_field_precision_recall_f1_by_hand():
 
 
 def test_rouge_l_by_hand():
-    from toolkit.evals.metrics import rouge_l
+    from toolkit.scoring.metrics import rouge_l
 
     # LCS of "the cat sat on the mat" / "the cat is on the mat" = the cat on the mat (5): P = R = 5/6
     assert rouge_l("the cat sat on the mat", "The cat is on the mat.") == pytest.approx(5 / 6)
@@ -70,7 +70,7 @@ def test_rouge_l_by_hand():
 
 
 def test_assertion_metrics_and_refusal():
-    from toolkit.evals.metrics import contains, is_refusal, not_contains, refusal, regex
+    from toolkit.scoring.metrics import contains, is_refusal, not_contains, refusal, regex
 
     assert regex("Order #123 shipped", None, pattern=r"#\d+") == 1.0
     assert regex("order shipped", None, pattern="ORDER") == 0.0
@@ -105,7 +105,7 @@ def test_custom_metric_by_dotted_path(tmp_path, monkeypatch):
 
 
 def test_metric_arguments_are_checked_at_load_time():
-    from toolkit.evals.metrics import check_arguments
+    from toolkit.scoring.metrics import check_arguments
 
     with pytest.raises(ConfigError, match=r"s.yaml:3: metric contains: .*text"):
         check_arguments(get_metric("contains"), {}, "s.yaml", 3)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from toolkit.scoring.rewards import build_rewards, reference_problem
 from toolkit.config import Params
 from toolkit.data import dedup, pii, tool_calls
 from toolkit.data.decontamination import OverlapIndex, text_pairs
@@ -80,6 +81,8 @@ class FirstPass:
         self.params, self.tokenizer, self.tokenizer_source = params, tokenizer, tokenizer_source
         self.suite_indexes, self.phases = suite_indexes, phases
         self.scanner = pii.PiiScanner.of(params.data.pii)
+        # A GRPO run's rewards score each record's reference: a record they cannot score is a problem here.
+        self.rewards = build_rewards(params.train.grpo) if params.train.method == "grpo" else None
         self.facts = RecordFacts()
         self._declared: set[str] = set()
         self._reasons: Counter = Counter()
@@ -95,6 +98,11 @@ class FirstPass:
             facts.problems.append(Problem(path, line, source_field(layout, "messages"), message))
         with self.phases.timed("expectations"):
             self._check_tool_calls(records, path)
+            if self.rewards is not None:
+                for record in records:
+                    problem = reference_problem(record.as_row(), self.rewards)
+                    if problem:
+                        facts.problems.append(Problem(path, record.line, source_field(layout, problem[0]), problem[1]))
             facts.rendered.append(np.array([counts.rendered.get(r.line, 0) for r in records], dtype=np.int32))
             for record in records:
                 facts.lines.append(record.line)

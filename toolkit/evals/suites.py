@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from toolkit.config import parse_yaml, validation_error, yaml_line
 from toolkit.data.tool_calls import call_text
 from toolkit.errors import ConfigError, DataError
-from toolkit.evals.metrics import Metric, check_arguments, get_metric
+from toolkit.scoring.metrics import Metric, check_arguments, get_metric
 from toolkit.evals.preference import METRICS as PREFERENCE_METRICS
 from toolkit.layout import SPLIT_FILES
 

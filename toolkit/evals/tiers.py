@@ -19,6 +19,7 @@ from toolkit.evals.generation import adapter_disabled, generate, render_prompts
 from toolkit.models import PROBE_PROMPTS, load_adapter_model, write_serving_probe
 from toolkit.evals.preference import BINARY as PREFERENCE_BINARY
 from toolkit.evals.preference import LOWER_IS_BETTER, preference_scores
+from toolkit.evals.reward_check import START_SIDE, reward_hacking, starting_adapter
 from toolkit.evals.stats import metric_delta
 from toolkit.evals.suites import Suite, SuiteItem, load_suite, with_few_shot
 from toolkit.files import atomic_write_json, atomic_write_jsonl, read_json, remove_outputs, sha256_path, sha256_text
@@ -27,7 +28,6 @@ from toolkit.reports import BaseModelReport, EvalReport, MetricDelta, TrainRepor
 from toolkit.train.metering import device_description
 
 BUILTIN_TIERS = ("heldout", "ood", "canary")
-PREVIOUS_ADAPTER_NAME = "previous"
 
 
 def tier_settings(params: Params, name: str) -> TierParams:
@@ -43,10 +43,12 @@ def run_tier(params: Params, name: str) -> EvalReport:
     suite = load_suite(settings.suite or name)
     items = suite.load_items(settings.max_items)
     previous = previous_adapter(params) if isinstance(settings, CanaryParams) else None
+    train = read_report(report_path("train"), TrainReport) if report_path("train").is_file() else None
+    start = starting_adapter(train) if suite.tier == "heldout" else None   # GRPO's starting policy
 
     model, tokenizer = load_adapter_model(params)
     prompts = render_prompts(tokenizer, (item.messages for item in items), (item.tools for item in items))
-    outputs, meters = _generate_sides(model, tokenizer, suite, items, prompts, settings, previous)
+    outputs, meters = _generate_sides(model, tokenizer, suite, items, prompts, settings, previous, start)
 
     scores = score_items(suite, items, outputs)
     scores.update(preference_scores(model, tokenizer, items, settings.batch_size))   # none for SFT items
@@ -54,7 +56,7 @@ def run_tier(params: Params, name: str) -> EvalReport:
         raise DataError(f"the primary metric {suite.primary_metric} applies to no item (preference metrics need "
                         "preference or KTO records)", file=str(suite.items_file))
     comparisons = {side: compare(suite, scores, side, settings, params.seed)
-                   for side in ("base", "prompted", "previous") if side in outputs}
+                   for side in ("base", "prompted", "previous", START_SIDE) if side in outputs}
     primary = scores[suite.primary_metric]
     regressed_metrics = [name for name, m in comparisons["base"].items()
                          if (m.ci_low > 0 if name in LOWER_IS_BETTER else m.ci_high < 0)]
@@ -66,8 +68,7 @@ def run_tier(params: Params, name: str) -> EvalReport:
         outs.append(write_serving_probe(model, tokenizer, prompts[:PROBE_PROMPTS]))
 
     template_sha256 = sha256_text(tokenizer.chat_template) if tokenizer.chat_template else None
-    trained_with = (read_report(report_path("train"), TrainReport).chat_template_sha256
-                    if report_path("train").is_file() else None)
+    trained_with = train.chat_template_sha256 if train else None
     report = EvalReport(
         stage=f"eval_{suite.name}",
         params={f"evaluate.{name}": settings.model_dump(mode="json"), "seed": params.seed},
@@ -89,6 +90,7 @@ def run_tier(params: Params, name: str) -> EvalReport:
         items_file=outs[0].as_posix(),
         chat_template_sha256=template_sha256,
         chat_template_matches_training=template_sha256 == trained_with if trained_with else None,
+        reward_hacking=reward_hacking(train, suite, comparisons) if suite.tier == "heldout" else None,
         generation=_generation_record(suite, settings, meters, getattr(model.config, "max_position_embeddings", None),
                                       "prompted" in outputs, started),
     )
@@ -96,9 +98,11 @@ def run_tier(params: Params, name: str) -> EvalReport:
     return report
 
 
-def _generate_sides(model, tokenizer, suite, items, prompts: list[str], settings, previous: dict | None):
+def _generate_sides(model, tokenizer, suite, items, prompts: list[str], settings, previous: dict | None,
+                    start: Path | None = None):
     """Greedy outputs of every side on the same prompts: base (adapter disabled), the base prompted
-    with few-shot turns, the adapter, and the previous release's adapter. Returns (outputs, meters)."""
+    with few-shot turns, the adapter, the previous release's adapter, and the adapter a GRPO run
+    started from. Returns (outputs, meters)."""
     meters: dict[str, dict] = {}
 
     def run(side: str, side_prompts: list[str]) -> list[str]:
@@ -114,12 +118,15 @@ def _generate_sides(model, tokenizer, suite, items, prompts: list[str], settings
                                                   else item.messages for item in items), (item.tools for item in items))
             outputs["prompted"] = run("prompted", prompted)
     outputs["adapter"] = run("adapter", prompts)
-    if previous and not previous.get("skipped_reason"):
-        model.load_adapter(previous["path"], adapter_name=PREVIOUS_ADAPTER_NAME)
-        model.set_adapter(PREVIOUS_ADAPTER_NAME)
-        outputs["previous"] = run("previous release", prompts)
+    others = {"previous": ("previous release", previous["path"])} if previous and not previous.get("skipped_reason") else {}
+    if start is not None:
+        others[START_SIDE] = ("starting adapter", str(start))
+    for side, (label, path) in others.items():
+        model.load_adapter(path, adapter_name=side)
+        model.set_adapter(side)
+        outputs[side] = run(label, prompts)
         model.set_adapter("default")
-        model.delete_adapter(PREVIOUS_ADAPTER_NAME)
+        model.delete_adapter(side)
     return outputs, meters
 
 

@@ -16,6 +16,7 @@ OBJECTIVES = {
     "ipo": "Identity Preference Optimization (IPO, the DPO trainer with the IPO loss)",
     "kto": "Kahneman-Tversky Optimization (KTO)",
     "orpo": "Odds Ratio Preference Optimization (ORPO)",
+    "grpo": "Group Relative Policy Optimization (GRPO) with verifiable rewards",
 }
 
 
@@ -37,16 +38,27 @@ def training_statements(train: dict[str, Any]) -> dict[str, str]:
     """Label -> sentence, in the order the documents show them."""
     adapter = train.get("adapter") or {}
     best = train.get("best_step")
-    checkpoint = (f"the step-{best} checkpoint of {train.get('optimizer_steps')} (lowest validation loss)" if best
+    watched = "highest validation reward" if train.get("method") == "grpo" else "lowest validation loss"
+    checkpoint = (f"the step-{best} checkpoint of {train.get('optimizer_steps')} ({watched})" if best
                   else f"the last step ({train.get('optimizer_steps')})")
+    rewards = (train.get("objective") or {}).get("rewards")
     return {
         "Objective": OBJECTIVES.get(objective_key(train), str(train.get("method"))),
+        **({"Rewards": rewards_statement(rewards)} if train.get("method") == "grpo" else {}),
         "Adapter": adapter_kind(train),
         "Loss computed on": train.get("loss_on") or "not recorded by this run's train report",
         "Initial adapter": f"continued from `{adapter['init_adapter']}`" if adapter.get("init_adapter")
                            else "none (a new adapter)",
         "Released checkpoint": checkpoint,
     }
+
+
+def rewards_statement(rewards: list[dict] | None) -> str:
+    """The rewards a GRPO run was trained on, as its train report lists them."""
+    if not rewards:
+        return "not recorded by this run's train report"
+    return "; ".join(f"{r['name']} (metric {r['metric']}, weight {r['weight']:g})" for r in rewards) + \
+        " - the evaluation registry's metrics, scored on sampled completions against each record's reference"
 
 
 def card_tags(train: dict[str, Any]) -> list[str]:

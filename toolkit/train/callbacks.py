@@ -54,6 +54,12 @@ class DivergenceGuard(TrainerCallback):
         control.should_save = False   # never checkpoint (or release) diverged weights
 
 
+# (trainer log key, dvclive curve); the reward, KL and completion-length curves come from GRPO runs
+CURVES = (("loss", "train/loss"), ("eval_loss", "validation/loss"), ("learning_rate", "train/learning_rate"),
+          ("reward", "train/reward"), ("kl", "train/kl"), ("completions/mean_length", "train/completion_length"),
+          ("eval_reward", "validation/reward"))
+
+
 class LossCurves(TrainerCallback):
     """Training and validation loss per step through dvclive, for `dvc plots show` (the project
     owns dvc.yaml: dvclive must not rewrite it). Only the main process of a data-parallel run
@@ -75,9 +81,11 @@ class LossCurves(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.live is None or not logs:
             return
-        values = {name: logs[key] for key, name in (("loss", "train/loss"), ("eval_loss", "validation/loss"),
-                                                    ("learning_rate", "train/learning_rate"))
-                  if logs.get(key) is not None and math.isfinite(logs[key])}
+        values = {name: logs[key] for key, name in CURVES if isinstance(logs.get(key), (int, float))
+                  and math.isfinite(logs[key])}
+        values.update({f"train/rewards/{key.split('/')[1]}": value for key, value in logs.items()   # GRPO, per reward
+                       if key.startswith("rewards/") and key.endswith("/mean") and isinstance(value, (int, float))
+                       and math.isfinite(value)})
         if values:
             self.live.step = state.global_step      # each row under the step it was logged at (a resumed
             for name, value in values.items():      # run's first row too, whatever dvclive's summary says)

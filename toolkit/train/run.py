@@ -33,6 +33,7 @@ from toolkit.train.metering import Devices, devices, model_flops_utilisation
 from toolkit.train.objectives import DATA_KIND, KIND_WORDS, data_kind, loss_on, objective
 from toolkit.train.kernels import Kernels, choose_kernels
 from toolkit.train.packing import Packing, choose_packing
+from toolkit.scoring.rewards import Reward, build_rewards, prompt_rows
 from toolkit.usage import device_hours
 
 CHECKPOINT_ROOT = Path(".cache/train")
@@ -57,7 +58,12 @@ def train_adapter(params: Params):
     if int(os.environ.get("RANK", "0")) == 0:   # one process clears; the checkpoints to resume from stay
         continues_in_place = bool(cfg.init_adapter) and Path(cfg.init_adapter).resolve() == ADAPTER_DIR.resolve()
         remove_outputs(report_path("train"), headline.path("train"), DIVERGED_REPORT, *(() if continues_in_place else (ADAPTER_DIR,)))
+    rewards = build_rewards(cfg.grpo) if cfg.method == "grpo" else []   # a bad reward is exit 2 before any loading
     train_rows, validation_rows = _splits(cfg.method)
+    if cfg.method == "grpo":   # prompts and references; a record the rewards cannot score is exit 2 here
+        train_rows = prompt_rows(train_rows, rewards, str(SPLIT_FILES["train"]))
+        validation_rows = prompt_rows(validation_rows[:cfg.grpo.eval_records or None], rewards,
+                                      str(SPLIT_FILES["validation"]))
     base_report = read_report(report_path("base"), BaseModelReport)
     run_dir = CHECKPOINT_ROOT / run_key(params, base_report)
     resume_from = last_complete_checkpoint(run_dir) if cfg.resume else None
@@ -71,19 +77,21 @@ def train_adapter(params: Params):
     packing = choose_packing(cfg.packing, cfg.method, attention_implementation(model), cfg.max_length)
     chosen = objective(cfg, packing)
     has_validation = bool(validation_rows)
-    guard = DivergenceGuard(cfg.divergence_spike_factor)
+    # A GRPO loss hovers around zero and may be negative: a spike over its lowest value means nothing.
+    guard = DivergenceGuard(0.0 if cfg.method == "grpo" else cfg.divergence_spike_factor)
     meter = _WallMeter(run_dir, previous_wall)
     callbacks: list[TrainerCallback] = [guard, meter, LossCurves(LIVE_DIR, resume_step=_step_of(resume_from)), LogLastStep()]
     if has_validation and cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    inputs = {"train_dataset": _dataset(train_rows), "eval_dataset": _dataset(validation_rows) if has_validation else None}
+    if cfg.method == "grpo":   # no collator: the trainer batches its own samples
+        inputs["reward_funcs"] = rewards
+    else:
+        inputs["data_collator"] = packing.collator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                                                   else tokenizer.eos_token_id)
     trainer = chosen.trainer_cls(
         model=model, args=_training_args(params, chosen, run_dir, has_validation, used.kind == "cuda", kernels),
-        processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
-        data_collator=packing.collator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None
-                                       else tokenizer.eos_token_id),
-        train_dataset=_dataset(train_rows),
-        eval_dataset=_dataset(validation_rows) if has_validation else None,
-    )
+        processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks, **inputs)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     wall = time.perf_counter() - started
@@ -103,7 +111,8 @@ def train_adapter(params: Params):
     tokenizer.save_pretrained(ADAPTER_DIR)
     record_base(ADAPTER_DIR, base_report, params.base.model)
     report = _report(params, FinishedRun(trainer, result, wall, meter, resume_from, used, base_report,
-                                         len(train_rows), len(validation_rows), tokenizer, packing, kernels))
+                                         len(train_rows), len(validation_rows), tokenizer, packing, kernels,
+                                         rewards))
     write_report(report)
     shutil.rmtree(run_dir, ignore_errors=True)   # finished: a re-run starts afresh
     return report, peft_model
@@ -123,7 +132,7 @@ def _training_args(params: Params, chosen, run_dir: Path, has_validation: bool, 
     import torch
 
     cfg = params.train
-    return chosen.config_cls(
+    settings = dict(
         output_dir=str(run_dir),
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
@@ -141,8 +150,8 @@ def _training_args(params: Params, chosen, run_dir: Path, has_validation: bool, 
         eval_strategy="steps" if has_validation else "no",
         eval_steps=cfg.checkpoint_steps,
         load_best_model_at_end=has_validation,
-        metric_for_best_model="eval_loss" if has_validation else None,
-        greater_is_better=False if has_validation else None,
+        metric_for_best_model=chosen.best_metric if has_validation else None,
+        greater_is_better=chosen.greater_is_better if has_validation else None,
         report_to="none",
         seed=params.seed,
         data_seed=params.seed,
@@ -154,8 +163,11 @@ def _training_args(params: Params, chosen, run_dir: Path, has_validation: bool, 
         dataloader_num_workers=0,
         disable_tqdm=None,
         **kernels.training_args(),
-        **chosen.extra_config,
     )
+    settings.update(chosen.extra_config)
+    for name in chosen.unsupported:
+        settings.pop(name)
+    return chosen.config_cls(**settings)
 
 
 def _dataset(rows: list[dict]):
@@ -290,6 +302,7 @@ class FinishedRun:
     tokenizer: Any
     packing: Packing
     kernels: Kernels
+    rewards: list[Reward]
 
 
 def _report(params: Params, run: FinishedRun) -> TrainReport:
@@ -311,6 +324,7 @@ def _report(params: Params, run: FinishedRun) -> TrainReport:
     previous_wall = meter.previous if run.resume_from else 0.0
     gpu_count = used.count if used.kind == "cuda" else 0
     tokenizer, base_report, n_train, n_validation = run.tokenizer, run.base_report, run.train_records, run.validation_records
+    grpo = cfg.method == "grpo"
     return TrainReport(
         params={"train": params.section("train"), "seed": params.seed},
         inputs=digests([SPLIT_FILES["train"], SPLIT_FILES["validation"], report_path("base")]
@@ -331,7 +345,7 @@ def _report(params: Params, run: FinishedRun) -> TrainReport:
         device=used.describe(),
         first_loss=losses[0]["loss"] if losses else None,
         final_loss=losses[-1]["loss"] if losses else None,
-        validation_loss=trainer.state.best_metric if best else (evals[-1]["eval_loss"] if evals else None),
+        validation_loss=None if grpo else trainer.state.best_metric if best else (evals[-1]["eval_loss"] if evals else None),
         loss_history=losses,
         chat_template_sha256=sha256_text(tokenizer.chat_template) if tokenizer.chat_template else None,
         device_kind=used.kind,
@@ -345,7 +359,9 @@ def _report(params: Params, run: FinishedRun) -> TrainReport:
                  "dora": cfg.adapter == "dora", "target_modules": cfg.lora.target_modules,
                  "quantization": "nf4 double-quant, bf16 compute" if cfg.adapter == "qlora" else None,
                  "init_adapter": cfg.init_adapter},
-        objective={"method": cfg.method, **({"beta": cfg.preference.beta} if cfg.method != "sft" else {}),
+        reward_history=reward_history(history, run.rewards),
+        objective={"method": cfg.method, **({"beta": cfg.preference.beta} if cfg.method in ("dpo", "kto", "orpo") else {}),
+                   **(grpo_objective(cfg, history, run.rewards, trainer.state.best_metric if best else None) if grpo else {}),
                    **({"loss_type": cfg.preference.loss_type} if cfg.method == "dpo" else {}),
                    "final_eval": {k: round(v, 6) for k, v in finals.items() if isinstance(v, (int, float))},
                    "optimizer": trainer.args.optim.value if hasattr(trainer.args.optim, "value") else str(trainer.args.optim)},
@@ -356,6 +372,38 @@ def _report(params: Params, run: FinishedRun) -> TrainReport:
         previous_wall_time_s=previous_wall,
         checkpoint_steps=cfg.checkpoint_steps,
         best_step=int(best.rsplit("-", 1)[-1]) if best else None,
-        best_validation_loss=trainer.state.best_metric if best else None,
+        best_validation_loss=trainer.state.best_metric if best and not grpo else None,
         stopped_early=result.global_step < trainer.state.max_steps,
     )
+
+
+def reward_history(history: list[dict], rewards: list[Reward]) -> list[dict]:
+    """Per logged GRPO step: the mean weighted reward, each reward's mean, the KL to the reference and
+    the mean completion length (empty for the other methods)."""
+    rows = []
+    for h in history:
+        if "reward" not in h or "step" not in h:
+            continue
+        row = {"step": h["step"], "reward": round(h["reward"], 6)}
+        row.update({reward.name: round(h[f"rewards/{reward.name}/mean"], 6) for reward in rewards
+                    if f"rewards/{reward.name}/mean" in h})
+        row.update({name: round(h[key], 6) for key, name in (("kl", "kl"), ("completions/mean_length", "completion_length"))
+                    if isinstance(h.get(key), (int, float))})
+        rows.append(row)
+    return rows
+
+
+def grpo_objective(cfg, history: list[dict], rewards: list[Reward], best_reward: float | None) -> dict:
+    """What a GRPO run optimised and how its reward moved: the card and the reward-hacking check read this."""
+    grpo, rows = cfg.grpo, reward_history(history, rewards)
+    window = max(1, len(rows) // 4)   # means over the first and last quarter of the logged steps
+    mean = lambda part: round(sum(r["reward"] for r in part) / len(part), 6) if part else None  # noqa: E731
+    return {"rewards": [{"name": r.name, "metric": r.metric.name, "weight": r.weight,
+                         "args": {k: v for k, v in r.args.items() if k != "schema"} | ({"schema": "(inline JSON schema)"}
+                                                                                        if "schema" in r.args else {})}
+                        for r in rewards],
+            "num_generations": grpo.num_generations, "max_completion_length": grpo.max_completion_length,
+            "temperature": grpo.temperature, "beta": grpo.beta, "learning_rate": grpo.learning_rate,
+            "max_steps": grpo.max_steps, "prompts_per_step": grpo.prompts_per_step,
+            "first_reward": mean(rows[:window]), "final_reward": mean(rows[-window:]),
+            "best_validation_reward": round(best_reward, 6) if best_reward is not None else None}

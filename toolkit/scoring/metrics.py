@@ -12,6 +12,7 @@ import functools
 import importlib
 import inspect
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -131,6 +132,44 @@ def _lcs_length(a: list[str], b: list[str]) -> int:
     return previous[-1]
 
 
+# A number as people write it: sign, thousands separators, decimals, exponent ("-1,234.5", "3e-4").
+_NUMBER = re.compile(r"[-+−]?(?:\d{1,3}(?:[,\u202f\u00a0]\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+−]?\.\d+")
+_NUMBER_DECIMAL_COMMA = re.compile(r"[-+−]?(?:\d{1,3}(?:[.\u202f\u00a0]\d{3})+|\d+)(?:,\d+)?(?:[eE][-+]?\d+)?")
+
+
+def parse_numbers(text: str, decimal_comma: bool = False) -> list[float]:
+    """The numbers in a text, in order. `decimal_comma`: "1.234,5" is 1234.5 (German, French, ...
+    notation); otherwise "1,234.5" is. Thousands may also be grouped by a
+    no-break or narrow no-break space (not a plain one: "12 345" is two numbers)."""
+    pattern = _NUMBER_DECIMAL_COMMA if decimal_comma else _NUMBER
+    numbers = []
+    for match in pattern.finditer(text):
+        token = re.sub(r"[\u202f\u00a0]", "", match.group().replace("−", "-"))
+        token = token.replace(".", "").replace(",", ".") if decimal_comma else token.replace(",", "")
+        try:
+            numbers.append(float(token))
+        except ValueError:
+            continue
+    return numbers
+
+
+def numeric_match(prediction: str, reference: str | None, *, abs_tol: float = 0.0, rel_tol: float = 1e-9,
+                  position: str = "last", decimal_comma: bool = False) -> float:
+    """1 when the prediction's answer number equals the reference's within a tolerance: |p - r| <=
+    max(rel_tol * |r|, abs_tol). The answer number is the `last` (or `first`) number in each text, as
+    in worked answers that end with the result; a prediction without a number scores 0."""
+    if position not in ("last", "first"):
+        raise ValueError(f"numeric_match: position must be 'last' or 'first', not {position!r}")
+    expected = parse_numbers(_required(reference), decimal_comma)
+    if not expected:
+        raise ValueError("numeric_match needs references that contain a number")
+    predicted = parse_numbers(prediction, decimal_comma)
+    if not predicted:
+        return 0.0
+    pick = -1 if position == "last" else 0
+    return float(math.isclose(predicted[pick], expected[pick], rel_tol=rel_tol, abs_tol=abs_tol))
+
+
 def regex(prediction: str, reference: str | None = None, *, pattern: str, ignore_case: bool = False) -> float:
     """1 when the pattern matches anywhere in the prediction."""
     return float(re.search(pattern, prediction, re.IGNORECASE if ignore_case else 0) is not None)
@@ -188,6 +227,7 @@ BUILTIN: dict[str, Metric] = {
         Metric("field_precision", field_precision, binary=False, needs_reference=True),
         Metric("field_recall", field_recall, binary=False, needs_reference=True),
         Metric("field_f1", field_f1, binary=False, needs_reference=True),
+        Metric("numeric_match", numeric_match, binary=True, needs_reference=True),
         Metric("rouge_l", rouge_l, binary=False, needs_reference=True),
         Metric("regex", regex, binary=True, needs_reference=False),
         Metric("contains", contains, binary=True, needs_reference=False),
@@ -197,17 +237,17 @@ BUILTIN: dict[str, Metric] = {
 }
 
 
-def get_metric(name: str, source: str = "params.yaml", line: int | None = None) -> Metric:
+def get_metric(name: str, source: str = "params.yaml", line: int | None = None, key: str | None = None) -> Metric:
     """A built-in metric by name, or a custom one by dotted path."""
     if name in BUILTIN:
         return BUILTIN[name]
     if "." in name or ":" in name:
-        return _custom_metric(name, source, line)
+        return _custom_metric(name, source, line, key)
     raise ConfigError(f"unknown metric {name!r}; known: {', '.join(sorted(BUILTIN))}, "
-                      "or a dotted path to a function (package.module:function)", file=source, line=line)
+                      "or a dotted path to a function (package.module:function)", file=source, line=line, key=key)
 
 
-def _custom_metric(path: str, source: str, line: int | None) -> Metric:
+def _custom_metric(path: str, source: str, line: int | None, key: str | None = None) -> Metric:
     module_name, _, attribute = path.partition(":") if ":" in path else path.rpartition(".")
     # Custom metrics usually live in the project itself; the CLI's entry point does not put it on sys.path.
     if str(Path.cwd()) not in sys.path:
@@ -215,21 +255,22 @@ def _custom_metric(path: str, source: str, line: int | None) -> Metric:
     try:
         fn = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"custom metric {path!r} cannot be imported: {exc}", file=source, line=line) from None
+        raise ConfigError(f"custom metric {path!r} cannot be imported: {exc}", file=source, line=line, key=key) from None
     if not callable(fn):
-        raise ConfigError(f"custom metric {path!r} is not a function", file=source, line=line)
+        raise ConfigError(f"custom metric {path!r} is not a function", file=source, line=line, key=key)
     return Metric(path, fn, binary=bool(getattr(fn, "binary", False)),
                   needs_reference=bool(getattr(fn, "needs_reference", False)))
 
 
-def check_arguments(metric: Metric, args: dict, source: str, line: int | None, partial: bool = False) -> None:
+def check_arguments(metric: Metric, args: dict, source: str, line: int | None, partial: bool = False,
+                    key: str | None = None) -> None:
     """Fails at load time, not mid-run, when a suite passes arguments a metric does not take or lacks one
     (`partial`: a suite's defaults, which its items may complete)."""
     signature = inspect.signature(metric.fn)
     try:
         signature.bind_partial("", "", **args) if partial else signature.bind("", "", **args)
     except TypeError as exc:
-        raise ConfigError(f"metric {metric.name}: {exc}", file=source, line=line) from None
+        raise ConfigError(f"metric {metric.name}: {exc}", file=source, line=line, key=key) from None
     if metric.fn is json_schema and "schema" in args:
         from jsonschema.exceptions import SchemaError
 
@@ -237,4 +278,4 @@ def check_arguments(metric: Metric, args: dict, source: str, line: int | None, p
             _schema_validator(json.dumps(args["schema"], sort_keys=True))
         except SchemaError as exc:
             raise ConfigError(f"metric json_schema: the schema is not valid: {exc.message}",
-                              file=source, line=line) from None
+                              file=source, line=line, key=key) from None
