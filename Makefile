@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: demo demo-dpo test install install-dev clean
+.PHONY: demo demo-dpo demo-grpo test install install-dev clean
 
 $(BIN)/toolkit: pyproject.toml scripts/install.sh
 	bash scripts/install.sh $(VENV)
@@ -25,6 +25,9 @@ demo: install
 
 demo-dpo: install   # after `make demo`: release the SFT adapter, then DPO on it as a DVC experiment
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo_sft_dpo.sh
+
+demo-grpo: install  # after `make demo`: release the SFT adapter, then GRPO on it as a DVC experiment
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo_sft_grpo.sh
 
 test: install-dev
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

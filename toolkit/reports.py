@@ -256,7 +256,9 @@ class EvalReport(Report):
     by_category: dict[str, dict[str, Any]] = {}  # primary metric per item category (OOD probes)
     chat_template_sha256: str | None = None
     chat_template_matches_training: bool | None = None
-    # Held-out tier after GRPO: did the reward rise while a metric outside the reward fell?
+    # Held-out tier after GRPO: the adapter against the policy the run started from (the initial
+    # adapter), and did the reward rise while a metric outside the reward fell?
+    against_start: dict[str, MetricDelta] | None = None
     reward_hacking: dict[str, Any] | None = None
 
 

@@ -281,3 +281,26 @@ def test_chunked_validation_gives_the_same_report_and_files(data_project):
     assert report["dedup"]["near_duplicate_pairs"] >= 400 and report["pii"]["redacted_records"] > 1000
     assert report["contamination"]["heldout"]["contaminated_items"] > 0   # templated tickets share passages
     assert report["records_in"] == report["records_quarantined"] + sum(report["dropped"].values()) + report["records_out"]
+
+
+def test_grpo_data_needs_references_its_rewards_can_score(data_project):
+    """Issue #18: with train.method grpo the data stage checks each record's reference (its last
+    assistant turn) against the rewards, naming the line, the field and the metric."""
+    from toolkit.config import Params
+
+    prose = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello, how can I help?"}]}
+    params = data_project([ticket(i) for i in range(30)] + [prose])
+    assert run_validate(params, **QUIET).records_out == 31                               # fine for SFT
+    grpo = Params.model_validate({**params.model_dump(), "train": {"method": "grpo"}})   # json_valid + field_accuracy
+    with pytest.raises(DataError) as error:
+        run_validate(grpo, **QUIET)
+    assert str(error.value).startswith("data/d.jsonl:31: field 'messages[-1].content': reward field_accuracy: the "
+                                       "reference cannot be scored: field_accuracy needs references that are non-empty JSON objects")
+    assert not Path("artifacts/data/train.jsonl").exists()
+
+    quarantined = Params.model_validate({**grpo.model_dump(), "data": {**grpo.data.model_dump(), "quarantine": True}})
+    report = run_validate(quarantined, **QUIET)
+    assert report.records_quarantined == 1 and report.records_out == 30
+    # A reward that needs no reference takes any answer.
+    lenient = Params.model_validate({**params.model_dump(), "train": {"method": "grpo", "grpo": {"rewards": [{"metric": "json_valid"}]}}})
+    assert run_validate(lenient, **QUIET).records_out == 31

@@ -90,6 +90,33 @@ def test_assertion_metrics_and_refusal():
         refusal("x", None, expect="maybe")
 
 
+def test_numbers_are_read_as_people_write_them():
+    from toolkit.scoring.metrics import parse_numbers
+
+    assert parse_numbers("Total 1,234.50 EUR, then -7, 3e-4, .5 and \u22122") == [1234.5, -7.0, 0.0003, 0.5, -2.0]
+    assert parse_numbers("12\u202f345 units; call 030 1234567") == [12345.0, 30.0, 1234567.0]   # plain spaces split
+    assert parse_numbers("Summe: 1.234,50 \u20ac und 3,5 %", decimal_comma=True) == [1234.5, 3.5]
+    assert parse_numbers("no digits here") == []
+
+
+def test_numeric_match_within_absolute_and_relative_tolerance():
+    from toolkit.scoring.metrics import BUILTIN
+
+    metric = BUILTIN["numeric_match"]
+    assert metric.binary and metric.needs_reference
+    assert metric("Adding 12 and 30, the answer is 42.", "#### 42") == 1.0              # the last number of each
+    assert metric("42 apples, so 41", "42") == 0.0
+    assert metric("42 apples, so 41", "42", position="first") == 1.0
+    assert metric("about 41.9", "42", abs_tol=0.05) == 0.0 and metric("about 41.96", "42", abs_tol=0.05) == 1.0
+    assert metric("1,010", "1000", rel_tol=0.01) == 1.0 and metric("1,011", "1000", rel_tol=0.01) == 0.0
+    assert metric("I cannot say", "42") == 0.0
+    assert metric("Ergebnis: 3,5", "3,5", decimal_comma=True) == 1.0 and metric("3,5", "3.5") == 0.0
+    with pytest.raises(ValueError, match="contain a number"):
+        metric("42", "forty-two")
+    with pytest.raises(ValueError, match="position"):
+        metric("42", "42", position="middle")
+
+
 def test_custom_metric_by_dotted_path(tmp_path, monkeypatch):
     (tmp_path / "my_metrics.py").write_text(
         "def shouting(prediction, reference, *, minimum=1):\n    return float(sum(c.isupper() for c in prediction) >= minimum)\n"

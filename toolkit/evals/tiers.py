@@ -81,6 +81,7 @@ def run_tier(params: Params, name: str) -> EvalReport:
         metrics=comparisons["base"],
         against_prompted=comparisons.get("prompted"),
         against_previous=comparisons.get("previous"),
+        against_start=comparisons.get(START_SIDE),
         previous=previous,
         regressed_items={side: sum(1 for pair in primary if side in pair and pair["adapter"] < pair[side])
                          for side in ("base", "previous") if side in outputs},
