@@ -109,7 +109,7 @@ def validate(params_file: str) -> None:
 @cli.command()
 @params_option
 def train(params_file: str) -> None:
-    """Fine-tune an adapter (TRL + PEFT): SFT, DPO/IPO, KTO or ORPO; LoRA, rsLoRA, DoRA or QLoRA.
+    """Fine-tune an adapter (TRL + PEFT): SFT, DPO/IPO, KTO, ORPO or GRPO; LoRA, rsLoRA, DoRA or QLoRA.
 
     Checkpoints every train.checkpoint_steps; run it again after an interruption to resume. Works
     under `accelerate launch` (data-parallel)."""
@@ -119,11 +119,14 @@ def train(params_file: str) -> None:
     if report is None:   # a non-main data-parallel process
         return
     resumed = f", resumed at step {report.resumed_from_step}" if report.resumed_from_step else ""
-    best = f"; released the step-{report.best_step} checkpoint (validation loss {report.best_validation_loss:.4f})" \
-        if report.best_step else ""
+    grpo = report.objective if report.method == "grpo" else None
+    watched = (f"validation reward {_loss(grpo.get('best_validation_reward'))}" if grpo
+               else f"validation loss {_loss(report.best_validation_loss)}")
+    best = f"; released the step-{report.best_step} checkpoint ({watched})" if report.best_step else ""
     early = " (stopped early)" if report.stopped_early else ""
+    reward = f", reward {_loss(grpo.get('first_reward'))} -> {_loss(grpo.get('final_reward'))}" if grpo else ""
     click.echo(f"train ({report.method}, {report.adapter_type}): {report.optimizer_steps} steps{early}{resumed}, "
-               f"loss {_loss(report.first_loss)} -> {_loss(report.final_loss)}, {report.tokens_seen:,} tokens in "
+               f"loss {_loss(report.first_loss)} -> {_loss(report.final_loss)}{reward}, {report.tokens_seen:,} tokens in "
                f"{report.wall_time_s:.0f} s on {report.device} x{report.world_size}{best}")
 
 

@@ -172,3 +172,32 @@ def test_reward_hacking_is_suspected_only_when_the_reward_rose_and_an_unrewarded
     assert reward_hacking(train(0.6, 1.2), Suite, noisy)["suspected"] is False
     sft = TrainReport.model_construct(method="sft", adapter={}, objective={})
     assert reward_hacking(sft, Suite, fell) is None
+
+
+def test_a_killed_grpo_run_resumes_from_its_last_checkpoint(tmp_path, peaked_base):
+    import signal
+    import subprocess
+    import time
+
+    from conftest import BIN, run_in
+
+    (tmp_path / "rewards_for_test.py").write_text(BREVITY)
+    make_project(tmp_path, peaked_base, sft_rows(32), sft_rows(8, offset=100), method="grpo",
+                 grpo=_grpo(max_steps=40), checkpoint_steps=5)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    process = subprocess.Popen([str(BIN / "toolkit"), "train"], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while (not list(tmp_path.glob(".cache/train/*/checkpoint-*/trainer_state.json")) and time.time() < deadline
+           and process.poll() is None):
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed; make it longer"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "reports/train.json").exists()
+    resumed = run_in(tmp_path, "toolkit", "train", check=True)
+    report = json.loads((tmp_path / "reports/train.json").read_text())
+    assert report["resumed_from_step"] and report["resumed_from_step"] % 5 == 0
+    assert report["optimizer_steps"] == 40 and f"resumed at step {report['resumed_from_step']}" in resumed.stdout
+    steps = [row["step"] for row in report["reward_history"]]
+    assert steps == sorted(set(steps)) and steps[-1] == 40 and report["objective"]["best_validation_reward"] is not None
