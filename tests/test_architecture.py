@@ -4,8 +4,8 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# Higher number = higher layer. Modules directly in toolkit/ are the core (layer 0).
-LAYERS = {"data": 1, "finops": 1, "registry": 1, "train": 2, "evals": 3, "governance": 4, "monitoring": 4, "cli": 5}
+# Higher number = higher layer. Modules directly in toolkit/ and toolkit/scoring/ are the core (layer 0).
+LAYERS = {"scoring": 0, "data": 1, "finops": 1, "registry": 1, "train": 2, "evals": 3, "governance": 4, "monitoring": 4, "cli": 5}
 
 
 def _layer(module: str) -> tuple[str, int]:

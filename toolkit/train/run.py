@@ -337,7 +337,7 @@ def _report(params: Params, run: FinishedRun) -> TrainReport:
         total_parameters=total,
         train_records=n_train,
         validation_records=n_validation,
-        epochs=cfg.epochs,
+        epochs=round(trainer.state.epoch or 0.0, 3) if grpo else cfg.epochs,   # GRPO runs by steps
         optimizer_steps=result.global_step,
         tokens_seen=tokens,
         wall_time_s=round(wall, 2),
@@ -356,6 +356,7 @@ def _report(params: Params, run: FinishedRun) -> TrainReport:
         peak_memory_gb=peak_memory_gb(),
         mfu=model_flops_utilisation(total, tokens_per_s, used, world_size),
         adapter={"type": cfg.adapter, "r": cfg.lora.r, "alpha": cfg.lora.alpha, "rslora": cfg.lora.rslora,
+                 "dropout": 0.0 if getattr(trainer.args, "disable_dropout", False) else cfg.lora.dropout,
                  "dora": cfg.adapter == "dora", "target_modules": cfg.lora.target_modules,
                  "quantization": "nf4 double-quant, bf16 compute" if cfg.adapter == "qlora" else None,
                  "init_adapter": cfg.init_adapter},
