@@ -6,11 +6,7 @@
 set -euo pipefail
 name="${1:-sft-dpo}"
 
-released=$(toolkit release)
-echo "$released"
-# "released version N -> <registry>/releases/vN (...)": the bundle the DPO run continues
-sft_bundle=$(sed -n 's/^released version [^ ]* -> \([^ ]*\).*/\1/p' <<<"$released")
-[ -n "$sft_bundle" ] || { echo "could not read the released bundle from toolkit release" >&2; exit 2; }
+source "$(dirname "$0")/release_sft.sh"   # sets $sft_bundle
 
 # One epoch at 1e-4: DPO moves probability from rejected to chosen answers quickly on this tiny model;
 # 2 epochs at 5e-4 ranked every held-out pair right and broke every generated answer (see

@@ -7,11 +7,7 @@
 set -euo pipefail
 name="${1:-sft-grpo}"
 
-released=$(toolkit release)
-echo "$released"
-# "released version N -> <registry>/releases/vN (...)": the bundle the GRPO run continues
-sft_bundle=$(sed -n 's/^released version [^ ]* -> \([^ ]*\).*/\1/p' <<<"$released")
-[ -n "$sft_bundle" ] || { echo "could not read the released bundle from toolkit release" >&2; exit 2; }
+source "$(dirname "$0")/release_sft.sh"   # sets $sft_bundle
 
 # The rest of train.grpo (40 steps of 8 prompts x 4 samples at temperature 0.3, learning rate 1e-4,
 # beta 0.04) is params.yaml's; see docs/benchmarks.md for the reward curve it gives.

@@ -3,6 +3,9 @@ training run inside it (used by the train, evaluation and card tests)."""
 
 import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import yaml
@@ -70,3 +73,19 @@ def train_in(root: Path, params: Params):
         return train_adapter(params)
     finally:
         os.chdir(cwd)
+
+
+def kill_after_first_checkpoint(root: Path) -> None:
+    """Starts `toolkit train` in the project and SIGKILLs it once its first checkpoint is complete."""
+    from conftest import BIN
+
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    process = subprocess.Popen([str(BIN / "toolkit"), "train"], cwd=root, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while (not list(root.glob(".cache/train/*/checkpoint-*/trainer_state.json")) and time.time() < deadline
+           and process.poll() is None):
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed; make it longer"
+    process.send_signal(signal.SIGKILL)
+    process.wait()

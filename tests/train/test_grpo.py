@@ -3,14 +3,13 @@ the mean reward rises over a short run on a tiny model; records the rewards cann
 with file, line, field and metric; the reward curves, report and reward-hacking check."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from conftest import tiny_random_llama
-from training_runs import make_project, sft_rows, train_in
-from toolkit.config import GrpoParams, Params
+from training_runs import kill_after_first_checkpoint, make_project, sft_rows, train_in
+from toolkit.config import GrpoParams
 from toolkit.errors import ConfigError, DataError
 from toolkit.reports import MetricDelta, TrainReport
 from toolkit.scoring.rewards import build_rewards, prompt_rows, reference_problem
@@ -175,25 +174,12 @@ def test_reward_hacking_is_suspected_only_when_the_reward_rose_and_an_unrewarded
 
 
 def test_a_killed_grpo_run_resumes_from_its_last_checkpoint(tmp_path, peaked_base):
-    import signal
-    import subprocess
-    import time
-
-    from conftest import BIN, run_in
+    from conftest import run_in
 
     (tmp_path / "rewards_for_test.py").write_text(BREVITY)
     make_project(tmp_path, peaked_base, sft_rows(32), sft_rows(8, offset=100), method="grpo",
                  grpo=_grpo(max_steps=40), checkpoint_steps=5)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    process = subprocess.Popen([str(BIN / "toolkit"), "train"], cwd=tmp_path, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while (not list(tmp_path.glob(".cache/train/*/checkpoint-*/trainer_state.json")) and time.time() < deadline
-           and process.poll() is None):
-        time.sleep(0.05)
-    assert process.poll() is None, "the run finished before it could be killed; make it longer"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_after_first_checkpoint(tmp_path)
     assert not (tmp_path / "reports/train.json").exists()
     resumed = run_in(tmp_path, "toolkit", "train", check=True)
     report = json.loads((tmp_path / "reports/train.json").read_text())

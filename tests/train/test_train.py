@@ -2,19 +2,12 @@
 divergence, early stopping, metering, dvclive curves, and a 2-process data-parallel run."""
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import BIN, REPO, run_in, tiny_random_llama
-from training_runs import TICKETS, kto_rows, make_project, preference_rows, sft_rows, train_in
-from toolkit.config import Params
+from training_runs import TICKETS, kill_after_first_checkpoint, kto_rows, make_project, preference_rows, sft_rows, train_in
 from toolkit.errors import ConfigError, TrainingDiverged, UnsupportedHardwareError
 
 def test_sft_reduces_the_loss_and_the_saved_adapter_reloads_to_identical_logits(tmp_path, tiny_base):
@@ -132,25 +125,13 @@ def test_early_stopping_releases_the_best_checkpoint(tmp_path, tiny_base):
     assert report.validation_loss == report.best_validation_loss
 
 
-def _checkpoints(root: Path) -> list[Path]:
-    return sorted(root.glob(".cache/train/*/checkpoint-*/trainer_state.json"))
-
-
 def test_a_killed_run_resumes_from_its_last_checkpoint_with_the_same_step_count(tmp_path, tiny_base):
     rows = sft_rows(48)
     reference_root, killed_root = tmp_path / "reference", tmp_path / "killed"
     reference = make_project(reference_root, tiny_base, rows, epochs=8, checkpoint_steps=6)
     expected, _ = train_in(reference_root, reference)
     make_project(killed_root, tiny_base, rows, epochs=8, checkpoint_steps=6)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    process = subprocess.Popen([str(BIN / "toolkit"), "train"], cwd=killed_root, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not _checkpoints(killed_root) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    assert process.poll() is None, "the run finished before it could be killed; make it longer"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_after_first_checkpoint(killed_root)
     assert not (killed_root / "reports/train.json").exists()
     resumed = run_in(killed_root, "toolkit", "train", check=True)
     report = json.loads((killed_root / "reports/train.json").read_text())
