@@ -469,7 +469,9 @@ def test_the_sft_then_grpo_variant_of_the_demo_runs_end_to_end_through_dvc(pipel
     train = _report(project, "train")
     assert train["method"] == "grpo" and train["adapter"]["init_adapter"] == "registry/releases/v1"
     assert [r["metric"] for r in train["objective"]["rewards"]] == ["json_valid", "field_accuracy"]
-    assert len(train["reward_history"]) == train["optimizer_steps"] and "kl" in train["reward_history"][-1]
+    history = train["reward_history"]        # one row per logged step (train.logging_steps: 10)
+    assert [row["step"] for row in history] == [1, 10, 20, 30, 40] == [1] + list(range(10, train["optimizer_steps"] + 1, 10))
+    assert all({"reward", "json_valid", "field_accuracy", "kl", "completion_length"} <= set(row) for row in history)
     assert (project / "dvclive/train/plots/metrics/train/rewards/field_accuracy.tsv").is_file()
     heldout = _report(project, "eval_heldout")
     check = heldout["reward_hacking"]

@@ -17,11 +17,15 @@ CASES = {
     "ipo": dict(rows=preference_rows(8), method="dpo", preference={"loss_type": "ipo"}),
     "kto": dict(rows=kto_rows(8), method="kto"),
     "orpo": dict(rows=preference_rows(8), method="orpo"),
+    "grpo": dict(rows=sft_rows(8), method="grpo", grpo={"rewards": [{"metric": "json_valid"}], "max_steps": 2,
+                                                          "prompts_per_step": 2, "num_generations": 2,
+                                                          "max_completion_length": 8}),
 }
 OBJECTIVE = {"sft": "supervised fine-tuning", "sft-all-tokens-dora": "supervised fine-tuning",
              "dpo-rslora": "Direct Preference Optimization", "ipo": "Identity Preference Optimization",
-             "kto": "Kahneman-Tversky Optimization", "orpo": "Odds Ratio Preference Optimization"}
-TAG = {"sft": "sft", "sft-all-tokens-dora": "sft", "dpo-rslora": "dpo", "ipo": "ipo", "kto": "kto", "orpo": "orpo"}
+             "kto": "Kahneman-Tversky Optimization", "orpo": "Odds Ratio Preference Optimization",
+             "grpo": "Group Relative Policy Optimization"}
+TAG = {"sft": "sft", "sft-all-tokens-dora": "sft", "dpo-rslora": "dpo", "ipo": "ipo", "kto": "kto", "orpo": "orpo", "grpo": "grpo"}
 
 
 @pytest.mark.e2e
@@ -59,6 +63,9 @@ def test_card_states_the_method_of_its_train_report(case, tmp_path, tiny_base, p
     assert train["loss_on"] and f"| Loss computed on | {train['loss_on']} |" in card + techdoc
     if case == "sft":
         assert "assistant tokens only" in train["loss_on"]
+    if case == "grpo":   # the rewards as the report lists them, and the GRPO settings
+        assert "| Rewards | json_valid (metric json_valid, weight 1) - the evaluation registry's metrics" in card + techdoc
+        assert "| GRPO settings | 2 completions per prompt, 2 prompts per step" in card
     if case == "sft-all-tokens-dora":
         assert train["loss_on"] == "every token of each conversation" and "assistant tokens only" not in techdoc
     assert "| Initial adapter | none (a new adapter) |" in card
