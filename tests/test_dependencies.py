@@ -26,16 +26,36 @@ IGNORED_READS = ("params.yaml", ".cache/", ".git/", ".gitignore", ".dvc/", ".dvc
 
 
 def _stages() -> dict[str, str]:
+    """Stage name -> command, a foreach stage once per item of its list in params.yaml (train@1234)."""
     pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    return {name: stage["cmd"] for name, stage in pipeline["stages"].items()}
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    stages = {}
+    for name, stage in pipeline["stages"].items():
+        if "foreach" not in stage:
+            stages[name] = stage["cmd"]
+            continue
+        items = params
+        for key in stage["foreach"].strip("${}").split("."):
+            items = items[key]
+        stages.update({f"{name}@{item}": stage["do"]["cmd"].replace("${item}", str(item)) for item in items})
+    return stages
+
+
+def _command_words(cmd: str) -> list[str]:
+    """The command words before the first option: `toolkit train --seed 1` -> [train]."""
+    words = []
+    for word in cmd.split()[1:]:
+        if word.startswith("-"):
+            break
+        words.append(word)
+    return words
 
 
 def _callback(cmd: str):
     from toolkit.cli import cli
 
-    words = cmd.split()[1:]
     command = cli
-    for word in (w for w in words if not w.startswith("-")):
+    for word in _command_words(cmd):
         command = command.commands[word]
     return command.callback
 
@@ -104,7 +124,7 @@ def test_every_stage_declares_the_params_and_files_it_read(completed_pipeline, p
     locked = _locked(completed_pipeline)
     problems = {}
     for stage, cmd in _stages().items():
-        trace_file = pipeline_reads / ("-".join(cmd.split()[1:]) + ".json")
+        trace_file = pipeline_reads / ("-".join(_command_words(cmd)) + ".json")
         assert trace_file.is_file(), f"{stage}: no trace of what `{cmd}` read"
         trace = json.loads(trace_file.read_text())
         deps = [d["path"] for d in locked[stage].get("deps", [])]
@@ -142,3 +162,14 @@ def test_dvc_status_sees_each_input_change(pipeline_copy, edit, expected):
     result = run_in(pipeline_copy, "dvc", "status", "--json", check=True)
     changed = set(json.loads(result.stdout))
     assert expected <= changed, f"{edit}: dvc status lists {sorted(changed)}"
+
+
+def test_adding_a_training_seed_trains_and_evaluates_only_that_seed(pipeline_copy):
+    """train.seeds is read by the select stage alone: a new seed's stages run, the others' stay."""
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    first = params["train"]["seeds"][0]
+    params["train"]["seeds"] = [first, 7]
+    (pipeline_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = set(json.loads(run_in(pipeline_copy, "dvc", "status", "--json", check=True).stdout))
+    assert {"train@7", "evaluate-seed@7", "select-seed"} <= changed, sorted(changed)
+    assert not {f"train@{first}", f"evaluate-seed@{first}", "base", "validate"} & changed, sorted(changed)

@@ -108,14 +108,17 @@ def validate(params_file: str) -> None:
 
 @cli.command()
 @params_option
-def train(params_file: str) -> None:
+@click.option("--seed", type=int, help="one of train.seeds, into artifacts/runs/seed-SEED (the pipeline's train "
+              "stages; `toolkit select-seed` then picks the released one); default: train.seeds[0] into "
+              "artifacts/adapter")
+def train(params_file: str, seed: int | None) -> None:
     """Fine-tune an adapter (TRL + PEFT): SFT, DPO/IPO, KTO, ORPO or GRPO; LoRA, rsLoRA, DoRA or QLoRA.
 
     Checkpoints every train.checkpoint_steps; run it again after an interruption to resume. Works
     under `accelerate launch` (data-parallel)."""
     from toolkit.train.run import run_train
 
-    report = run_train(load_params(params_file))
+    report = run_train(load_params(params_file), seed)
     if report is None:   # a non-main data-parallel process
         return
     resumed = f", resumed at step {report.resumed_from_step}" if report.resumed_from_step else ""
@@ -128,6 +131,21 @@ def train(params_file: str) -> None:
     click.echo(f"train ({report.method}, {report.adapter_type}): {report.optimizer_steps} steps{early}{resumed}, "
                f"loss {_loss(report.first_loss)} -> {_loss(report.final_loss)}{reward}, {report.tokens_seen:,} tokens in "
                f"{report.wall_time_s:.0f} s on {report.device} x{report.world_size}{best}")
+
+
+@cli.command("select-seed")
+@params_option
+def select_seed(params_file: str) -> None:
+    """Release one of the seeds' adapters by train.seed_selection (validation figures, never an evaluation)."""
+    from toolkit.train.seeds import run_select
+
+    report = run_select(load_params(params_file))
+    selection = report.seeds
+    figures = ", ".join(f"seed {run.seed}: {_loss(run.validation_reward if selection.rule_field == 'validation_reward' else run.validation_loss)}"
+                        for run in selection.runs)
+    click.echo(f"select-seed: seed {selection.chosen} of {selection.count} by {selection.rule}"
+               + (f" ({selection.rule_field.replace('_', ' ')}: {figures})" if selection.rule_field else "")
+               + " -> artifacts/adapter")
 
 
 def _loss(value: float | None) -> str:
@@ -185,6 +203,19 @@ def evaluate_canary(params_file: str) -> None:
     from toolkit.evals.tiers import run_tier
 
     _echo_tier(run_tier(load_params(params_file), "canary"))
+
+
+@evaluate.command("seed")
+@params_option
+@click.option("--seed", type=int, required=True, help="one of train.seeds")
+def evaluate_seed(params_file: str, seed: int) -> None:
+    """One training seed's adapter on the held-out, OOD and canary suites (for the across-seed figures)."""
+    from toolkit.evals.seeds import run_seed_eval
+
+    report = run_seed_eval(load_params(params_file), seed)
+    means = "; ".join(f"{name}: " + ", ".join(f"{m} {v:.4f}" for m, v in tier.means.items())
+                      for name, tier in report.tiers.items())
+    click.echo(f"seed {seed}: {means} ({report.wall_time_s:.0f} s)")
 
 
 @evaluate.command("suite")

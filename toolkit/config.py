@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from toolkit.errors import ConfigError
 from toolkit.files import parse_yaml
@@ -170,6 +170,18 @@ class TrainParams(StrictModel):
     divergence_spike_factor: float = Field(4.0, ge=0, description="stop when the loss exceeds this many times its "
                                            "lowest value so far; 0: only NaN/inf stop a run")
     resume: bool = Field(True, description="continue from the last checkpoint of an interrupted run with the same settings")
+    seeds: list[int] = Field([1234], min_length=1, description="training seeds: dvc repro trains and evaluates one "
+                             "adapter per seed and reports the spread; `seed` still seeds the splits and statistics")
+    seed_selection: Literal["best_validation", "first"] = Field(
+        "best_validation", description="which seed's adapter is released, decided before any evaluation: "
+        "best_validation (lowest validation loss; GRPO: highest validation reward) or first (train.seeds[0])")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be distinct, non-negative integers")
+        return seeds
 
 
 class TierParams(StrictModel):
@@ -410,6 +422,10 @@ class Params(StrictModel):
 
     def section(self, name: str) -> dict[str, Any]:
         return getattr(self, name).model_dump(mode="json")
+
+    def with_training_seed(self, seed: int) -> "Params":
+        """These params for one training run of train.seeds: `seed` seeds its initialisation and data order."""
+        return self.model_copy(update={"seed": seed})
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:

@@ -41,6 +41,8 @@ def train(report) -> dict[str, Any]:
     figures = {"final_loss": report.final_loss, "validation_loss": report.validation_loss,
                "optimizer_steps": report.optimizer_steps, "tokens_per_s": report.tokens_per_s,
                "wall_time_s": report.wall_time_s}
+    if report.seeds:   # the pipeline's seeds: how many ran and which one is released
+        figures.update(seeds=report.seeds.count, chosen_seed=report.seeds.chosen)
     if report.method == "grpo":   # what GRPO optimises: the mean weighted reward
         figures.update({name: report.objective.get(name) for name in ("first_reward", "final_reward",
                                                                       "best_validation_reward")})
@@ -53,9 +55,15 @@ def tier(report) -> dict[str, Any]:
     if report.skipped:
         return {"skipped": True}
     shown = dict.fromkeys([report.primary_metric] + [name for name in ("preference_accuracy",) if name in report.metrics])
-    return {"n_items": report.n_items, **{name: {"base": m.base, "adapter": m.adapter, "delta": m.delta,
-                                                 "ci_low": m.ci_low, "ci_high": m.ci_high}
-                                          for name, m in ((name, report.metrics[name]) for name in shown)}}
+    figures = {"n_items": report.n_items, **{name: {"base": m.base, "adapter": m.adapter, "delta": m.delta,
+                                                    "ci_low": m.ci_low, "ci_high": m.ci_high}
+                                             for name, m in ((name, report.metrics[name]) for name in shown)}}
+    seeds = report.across_seeds
+    if seeds and seeds.count > 1 and report.primary_metric in seeds.metrics:   # the delta across training seeds
+        d = seeds.metrics[report.primary_metric]
+        figures["across_seeds"] = {"seeds": seeds.count, "mean_delta": d.mean, "worst_delta": d.worst,
+                                   "spread": d.spread, "ci_low": d.ci_low, "ci_high": d.ci_high}
+    return figures
 
 
 def general_capability(report) -> dict[str, Any]:

@@ -94,11 +94,11 @@ PROBE_PROMPTS = 4
 PROBE_FILE = EVAL_DIR / "serving_probe.safetensors"
 
 
-def load_adapter_model(params: Params):
+def load_adapter_model(params: Params, adapter_dir: Path = ADAPTER_DIR):
     """One PeftModel over the base: adapter on for adapter outputs, disabled for base outputs."""
     import torch
 
-    model, tokenizer = load_with_adapter(base_model_path(), ADAPTER_DIR, dtype=params.base.dtype,
+    model, tokenizer = load_with_adapter(base_model_path(), adapter_dir, dtype=params.base.dtype,
                                          trust_remote_code=params.base.trust_remote_code)
     if torch.cuda.is_available():
         model = model.to("cuda")

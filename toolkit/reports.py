@@ -176,6 +176,30 @@ class ValidateReport(Report):
     timings_s: dict[str, float] = {}
 
 
+class SeedRun(BaseModel):
+    """One training seed of a multi-seed run, as its own train report states it."""
+    seed: int
+    report: str                          # reports/runs/seed-<seed>/train.json
+    adapter_sha256: str
+    validation_loss: float | None
+    validation_reward: float | None = None   # GRPO
+    optimizer_steps: int
+    wall_time_s: float
+    gpu_hours: float
+
+
+class SeedSelection(BaseModel):
+    """Which seed's adapter is released and why: the rule is applied before any evaluation."""
+    count: int
+    seeds: list[int]
+    rule: str                            # best_validation | first
+    rule_field: str | None               # validation_loss (lower is better) | validation_reward (higher)
+    chosen: int
+    runs: list[SeedRun]
+    total_wall_time_s: float             # every seed's training (what the runs cost)
+    total_gpu_hours: float
+
+
 class TrainReport(Report):
     stage: str = "train"
     method: str
@@ -217,6 +241,7 @@ class TrainReport(Report):
     best_step: int | None = None          # the checkpoint released (lowest validation loss)
     best_validation_loss: float | None = None
     stopped_early: bool = False
+    seeds: SeedSelection | None = None    # the pipeline's select stage: every seed trained, and the one released
 
 
 class MetricDelta(BaseModel):
@@ -229,6 +254,45 @@ class MetricDelta(BaseModel):
     relative_delta: float | None = None  # delta / base, where a tier reports it (MMLU: "no more than 5 % relative")
     p_value: float | None = None         # McNemar's test, for accuracy-type (0/1) metrics
     n: int | None = None                 # items the metric applied to (a suite can limit a metric to some items)
+
+
+class SeedDelta(BaseModel):
+    """One metric's delta (adapter minus base) across training seeds, on the same items."""
+    per_seed: dict[str, float]           # seed -> that seed's delta
+    mean: float
+    worst: float                         # the lowest delta (the highest for a lower-is-better metric)
+    best: float
+    spread: float                        # max - min
+    ci_low: float                        # two-level bootstrap (seeds, then items); see toolkit.evals.stats
+    ci_high: float
+    confidence: float
+    n: int                               # items
+
+
+class AcrossSeeds(BaseModel):
+    seeds: list[int]
+    count: int
+    chosen: int                          # the seed whose adapter the rest of this report measures
+    method: str                          # how the interval was computed
+    metrics: dict[str, SeedDelta]
+
+
+class SeedTierScores(BaseModel):
+    suite: str
+    items_sha256: str                    # the suite's items file, so the tier can check it scores the same items
+    n_items: int
+    scores: dict[str, list[float | None]]   # metric -> the adapter's score per item (None: not applicable)
+    means: dict[str, float]
+
+
+class SeedEvalReport(Report):
+    """One seed's adapter on the generation tiers (reports/seed_evals/seed-<seed>.json); the tier
+    stages pair these scores with the base's for the across-seed statistics."""
+    stage: str = "seed_eval"
+    seed: int
+    adapter_sha256: str
+    tiers: dict[str, SeedTierScores]
+    wall_time_s: float
 
 
 class EvalReport(Report):
@@ -260,6 +324,8 @@ class EvalReport(Report):
     # adapter), and did the reward rise while a metric outside the reward fell?
     against_start: dict[str, MetricDelta] | None = None
     reward_hacking: dict[str, Any] | None = None
+    # Every training seed's adapter against the base on these items (the pipeline's train.seeds).
+    across_seeds: AcrossSeeds | None = None
 
 
 class Rate(BaseModel):

@@ -103,7 +103,10 @@ def _record_field_reads(model_class, trace: _Trace) -> None:
 
     def model_dump(self, *args, **kwargs):
         prefix = trace.paths.get(id(self))
-        if prefix is not None:
+        excluded = kwargs.get("exclude")
+        if prefix is not None and isinstance(excluded, (set, frozenset)):   # the section but these fields
+            trace.params.update(prefix + name for name in type(self).model_fields if name not in excluded)
+        elif prefix is not None:
             trace.params.add(prefix.rstrip(".") or "*")   # "*": the whole of params.yaml
         return dump(self, *args, **kwargs)
 

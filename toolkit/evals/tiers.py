@@ -20,10 +20,11 @@ from toolkit.models import PROBE_PROMPTS, load_adapter_model, write_serving_prob
 from toolkit.evals.preference import BINARY as PREFERENCE_BINARY
 from toolkit.evals.preference import LOWER_IS_BETTER, preference_scores
 from toolkit.evals.reward_check import START_SIDE, reward_hacking, starting_adapter
+from toolkit.evals.seeds import compare_across_seeds
 from toolkit.evals.stats import metric_delta
 from toolkit.evals.suites import Suite, SuiteItem, load_suite, with_few_shot
 from toolkit.files import atomic_write_json, atomic_write_jsonl, read_json, remove_outputs, sha256_path, sha256_text
-from toolkit.layout import ADAPTER_DIR, EVAL_DIR, PLOTS, report_path
+from toolkit.layout import ADAPTER_DIR, EVAL_DIR, PLOTS, report_path, seed_eval_path
 from toolkit.reports import BaseModelReport, EvalReport, MetricDelta, TrainReport, digests, read_report, write_report
 from toolkit.train.metering import device_description
 
@@ -58,6 +59,7 @@ def run_tier(params: Params, name: str) -> EvalReport:
     comparisons = {side: compare(suite, scores, side, settings, params.seed)
                    for side in ("base", "prompted", "previous", START_SIDE) if side in outputs}
     primary = scores[suite.primary_metric]
+    seeds = compare_across_seeds(name, suite, len(items), scores, settings, train, params.seed)
     regressed_metrics = [name for name, m in comparisons["base"].items()
                          if (m.ci_low > 0 if name in LOWER_IS_BETTER else m.ci_high < 0)]
 
@@ -72,7 +74,8 @@ def run_tier(params: Params, name: str) -> EvalReport:
     report = EvalReport(
         stage=f"eval_{suite.name}",
         params={f"evaluate.{name}": settings.model_dump(mode="json"), "seed": params.seed},
-        inputs=digests([suite.folder, suite.items_file, ADAPTER_DIR, report_path("base")]),
+        inputs=digests([suite.folder, suite.items_file, ADAPTER_DIR, report_path("base")]
+                       + ([seed_eval_path(s) for s in seeds.seeds] if seeds else [])),
         outputs=digests(outs),
         tier=suite.tier,
         suite=suite.name,
@@ -92,6 +95,7 @@ def run_tier(params: Params, name: str) -> EvalReport:
         chat_template_sha256=template_sha256,
         chat_template_matches_training=template_sha256 == trained_with if trained_with else None,
         reward_hacking=reward_hacking(train, suite, comparisons) if suite.tier == "heldout" else None,
+        across_seeds=seeds,
         generation=_generation_record(suite, settings, meters, getattr(model.config, "max_position_embeddings", None),
                                       "prompted" in outputs, started),
     )

@@ -143,7 +143,7 @@ def _actual_costs(catalog: Catalog, heldout: EvalReport, eval_reports: dict) -> 
     train = read_report(report_path("train"), TrainReport)
     validate = read_report(report_path("validate"), ValidateReport)
     training = _training_cost(catalog, train)
-    eval_wall_s = sum(report.generation.get("stage_wall_s", 0) for report in eval_reports.values())
+    eval_wall_s = sum(report.generation.get("stage_wall_s", 0) for report in eval_reports.values()) + _seed_eval_wall_s(train)
     evaluation = EvaluationCost(**_device_cost(catalog, heldout.generation.get("device", train.device), eval_wall_s / 3600),
                                 **_judge_cost(catalog))
     data = DeviceCost(**_device_cost(catalog, "cpu", sum(validate.timings_s.values()) / 3600))
@@ -152,10 +152,25 @@ def _actual_costs(catalog: Catalog, heldout: EvalReport, eval_reports: dict) -> 
 
 def _training_cost(catalog: Catalog, train: TrainReport) -> TrainingCost:
     """The whole run's wall time, an interrupted run's time up to its last checkpoint included, on every
-    device it held; MFU as the train stage measured it (one formula: train/metering.py)."""
-    wall_hours = (train.wall_time_s + train.previous_wall_time_s) / 3600
-    return TrainingCost(**_device_cost(catalog, train.device, wall_hours), mfu=train.mfu, tokens=train.tokens_seen,
-                        tokens_per_s=train.tokens_per_s)
+    device it held, for every seed of train.seeds (each was trained; one is released); MFU as the train
+    stage measured it (one formula: train/metering.py)."""
+    seeds = train.seeds
+    wall_s = seeds.total_wall_time_s if seeds else train.wall_time_s + train.previous_wall_time_s
+    note = f"{seeds.count} training runs (train.seeds); seed {seeds.chosen} released" if seeds and seeds.count > 1 else None
+    cost = _device_cost(catalog, train.device, wall_s / 3600)
+    cost["note"] = "; ".join(part for part in (cost.get("note"), note) if part) or None
+    return TrainingCost(**cost, mfu=train.mfu, tokens=train.tokens_seen, tokens_per_s=train.tokens_per_s)
+
+
+def _seed_eval_wall_s(train: TrainReport) -> float:
+    """The seeds' own evaluation runs (reports/seed_evals/), beside the tiers'."""
+    from toolkit.layout import seed_eval_path
+    from toolkit.reports import SeedEvalReport
+
+    if train.seeds is None:
+        return 0.0
+    paths = [seed_eval_path(run.seed) for run in train.seeds.runs]
+    return sum(read_report(path, SeedEvalReport).wall_time_s for path in paths if path.is_file())
 
 
 def _inference(params: Params, catalog: Catalog, heldout: EvalReport) -> InferenceEconomics:

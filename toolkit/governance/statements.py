@@ -1,7 +1,8 @@
 """What the model card and the technical documentation say about how the adapter was trained.
 
 Each statement is derived from `reports/train.json` alone (the objective, the adapter kind, what the
-loss was computed on, the initial adapter of a two-stage run, the released checkpoint), so the
+loss was computed on, the initial adapter of a two-stage run, the released checkpoint and training
+seed), so the
 documents cannot claim a method the run did not use. The card stage renders them; `toolkit verify`
 derives them again from the bundled report and checks that both documents state them.
 """
@@ -50,7 +51,22 @@ def training_statements(train: dict[str, Any]) -> dict[str, str]:
         "Initial adapter": f"continued from `{adapter['init_adapter']}`" if adapter.get("init_adapter")
                            else "none (a new adapter)",
         "Released checkpoint": checkpoint,
+        "Training seeds": seeds_statement(train),
     }
+
+
+def seeds_statement(train: dict[str, Any]) -> str:
+    """How many training runs there were and which one is released, by which rule (the select stage)."""
+    seeds = train.get("seeds")
+    if not seeds:
+        seed = (train.get("params") or {}).get("seed")
+        return f"one training run (seed {seed})" if seed is not None else "not recorded by this run's train report"
+    if seeds["count"] == 1:
+        return f"one training run (seed {seeds['chosen']})"
+    rule = ("the first of train.seeds" if seeds["rule"] == "first" else
+            "the highest validation reward" if seeds.get("rule_field") == "validation_reward" else "the lowest validation loss")
+    return (f"seed {seeds['chosen']} of {seeds['count']} training runs (seeds "
+            f"{', '.join(str(s) for s in seeds['seeds'])}), chosen before evaluation by {rule}")
 
 
 def rewards_statement(rewards: list[dict] | None) -> str:

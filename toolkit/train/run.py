@@ -25,7 +25,7 @@ from toolkit import headline
 from toolkit.config import Params
 from toolkit.errors import ConfigError, DataError, TrainingDiverged
 from toolkit.files import atomic_write_json, read_jsonl, remove_outputs, sha256_path, sha256_text
-from toolkit.layout import ADAPTER_DIR, SPLIT_FILES, report_path
+from toolkit.layout import SINGLE_RUN, SPLIT_FILES, TrainRun, report_path
 from toolkit.reports import BaseModelReport, TrainReport, digests, read_report, write_report
 from toolkit.train.adapters import lora_config, optimizer_name, quantization_config, record_base, require_hardware
 from toolkit.train.callbacks import DivergenceGuard, LogLastStep, LossCurves, peak_memory_gb
@@ -37,18 +37,24 @@ from toolkit.scoring.rewards import Reward, build_rewards, prompt_rows
 from toolkit.usage import device_hours
 
 CHECKPOINT_ROOT = Path(".cache/train")
-LIVE_DIR = Path("dvclive/train")
-DIVERGED_REPORT = Path("reports/train_diverged.json")
 METERING_FILE = "metering.json"
+SEED_KEYS = {"seeds", "seed_selection"}   # read by the select stage, not by a training run
 
 
-def run_train(params: Params) -> TrainReport | None:
-    """The report (None in a non-main data-parallel process)."""
-    return train_adapter(params)[0]
+def run_train(params: Params, seed: int | None = None) -> TrainReport | None:
+    """The report (None in a non-main data-parallel process). With `seed`, one seed of train.seeds
+    into its own folders (layout.seed_run); without, the first seed into artifacts/adapter."""
+    from toolkit.layout import seed_run
+
+    if seed is None:
+        return train_adapter(params.with_training_seed(params.train.seeds[0]))[0]
+    # The pipeline's train@<seed> stages: train.seeds is not read, so adding a seed reruns no other seed.
+    return train_adapter(params.with_training_seed(seed), seed_run(seed))[0]
 
 
-def train_adapter(params: Params):
-    """(report, the trained PeftModel in memory); (None, None) in a non-main process."""
+def train_adapter(params: Params, run: TrainRun = SINGLE_RUN):
+    """(report, the trained PeftModel in memory); (None, None) in a non-main process. `params.seed`
+    seeds the run (initialisation, data order)."""
     import torch
     from transformers import EarlyStoppingCallback
 
@@ -56,8 +62,9 @@ def train_adapter(params: Params):
     require_hardware(cfg)   # before anything is loaded: QLoRA without CUDA is a clear exit 2
     kernels = choose_kernels(cfg.kernels, cfg.method, torch.cuda.is_available())   # likewise kernels: liger
     if int(os.environ.get("RANK", "0")) == 0:   # one process clears; the checkpoints to resume from stay
-        continues_in_place = bool(cfg.init_adapter) and Path(cfg.init_adapter).resolve() == ADAPTER_DIR.resolve()
-        remove_outputs(report_path("train"), headline.path("train"), DIVERGED_REPORT, *(() if continues_in_place else (ADAPTER_DIR,)))
+        continues_in_place = bool(cfg.init_adapter) and Path(cfg.init_adapter).resolve() == run.adapter.resolve()
+        headline_file = (headline.path("train"),) if run == SINGLE_RUN else ()
+        remove_outputs(run.report, *headline_file, run.diverged, *(() if continues_in_place else (run.adapter,)))
     rewards = build_rewards(cfg.grpo) if cfg.method == "grpo" else []   # a bad reward is exit 2 before any loading
     train_rows, validation_rows = _splits(cfg.method)
     if cfg.method == "grpo":   # prompts and references; a record the rewards cannot score is exit 2 here
@@ -80,7 +87,7 @@ def train_adapter(params: Params):
     # A GRPO loss hovers around zero and may be negative: a spike over its lowest value means nothing.
     guard = DivergenceGuard(0.0 if cfg.method == "grpo" else cfg.divergence_spike_factor)
     meter = _WallMeter(run_dir, previous_wall)
-    callbacks: list[TrainerCallback] = [guard, meter, LossCurves(LIVE_DIR, resume_step=_step_of(resume_from)), LogLastStep()]
+    callbacks: list[TrainerCallback] = [guard, meter, LossCurves(run.curves, resume_step=_step_of(resume_from)), LogLastStep()]
     if has_validation and cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     inputs = {"train_dataset": _dataset(train_rows), "eval_dataset": _dataset(validation_rows) if has_validation else None}
@@ -98,22 +105,22 @@ def train_adapter(params: Params):
     main_process = trainer.is_world_process_zero()
     if guard.reason:
         if main_process:
-            _write_diverged(params, guard, trainer)
+            _write_diverged(params, guard, trainer, run.diverged)
         raise TrainingDiverged(f"training stopped: {guard.reason}; no adapter was written "
-                               f"(see {DIVERGED_REPORT}). Lower train.learning_rate or check the data.")
+                               f"(see {run.diverged}). Lower train.learning_rate or check the data.")
     trainer.accelerator.wait_for_everyone()
     if not main_process:
         return None, None   # the main process writes the adapter and the report
 
     peft_model = trainer.accelerator.unwrap_model(trainer.model)
     # A DPO/KTO run on a pre-trained adapter carries a frozen "ref" copy: only the trained one ships.
-    peft_model.save_pretrained(ADAPTER_DIR, safe_serialization=True, selected_adapters=["default"])
-    tokenizer.save_pretrained(ADAPTER_DIR)
-    record_base(ADAPTER_DIR, base_report, params.base.model)
-    report = _report(params, FinishedRun(trainer, result, wall, meter, resume_from, used, base_report,
+    peft_model.save_pretrained(run.adapter, safe_serialization=True, selected_adapters=["default"])
+    tokenizer.save_pretrained(run.adapter)
+    record_base(run.adapter, base_report, params.base.model)
+    report = _report(params, run.adapter, FinishedRun(trainer, result, wall, meter, resume_from, used, base_report,
                                          len(train_rows), len(validation_rows), tokenizer, packing, kernels,
                                          rewards))
-    write_report(report)
+    write_report(report, run.report)
     shutil.rmtree(run_dir, ignore_errors=True)   # finished: a re-run starts afresh
     return report, peft_model
 
@@ -216,9 +223,15 @@ def _model(params: Params):
     return PeftModel.from_pretrained(model, init_adapter, is_trainable=True), tokenizer, None
 
 
+def run_settings(params: Params) -> dict[str, Any]:
+    """The train section one run is trained with: all of it but the list of seeds and the rule that
+    picks one (params.seed is this run's seed), so adding a seed leaves the other seeds' runs as they are."""
+    return params.train.model_dump(mode="json", exclude=SEED_KEYS)
+
+
 def run_key(params: Params, base_report: BaseModelReport) -> str:
     """Checkpoints are only resumed by a run with the same settings, data and base."""
-    train = params.section("train")
+    train = run_settings(params)
     for volatile in ("resume", "logging_steps"):
         train.pop(volatile)
     key = {"train": train, "seed": params.seed, "base": base_report.outputs,
@@ -279,10 +292,10 @@ def _read_metering(run_dir: Path) -> float:
     return float(json.loads(path.read_text())["wall_s"]) if path.is_file() else 0.0
 
 
-def _write_diverged(params: Params, guard: DivergenceGuard, trainer) -> None:
+def _write_diverged(params: Params, guard: DivergenceGuard, trainer, path: Path) -> None:
     losses = [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
-    atomic_write_json(DIVERGED_REPORT, {"stage": "train", "diverged": True, "reason": guard.reason,
-                                        "step": guard.step, "params": {"train": params.section("train")},
+    atomic_write_json(path, {"stage": "train", "diverged": True, "reason": guard.reason,
+                                        "step": guard.step, "params": {"train": run_settings(params)},
                                         "loss_history": [{k: (v if v == v else "nan") for k, v in row.items()}
                                                          for row in losses]})
 
@@ -305,7 +318,7 @@ class FinishedRun:
     rewards: list[Reward]
 
 
-def _report(params: Params, run: FinishedRun) -> TrainReport:
+def _report(params: Params, adapter_dir: Path, run: FinishedRun) -> TrainReport:
     cfg, trainer, result, wall, meter, used = params.train, run.trainer, run.result, run.wall_s, run.meter, run.used
     peft_model = trainer.accelerator.unwrap_model(trainer.model)
     trainable = sum(p.numel() for n, p in peft_model.named_parameters() if p.requires_grad)
@@ -326,10 +339,10 @@ def _report(params: Params, run: FinishedRun) -> TrainReport:
     tokenizer, base_report, n_train, n_validation = run.tokenizer, run.base_report, run.train_records, run.validation_records
     grpo = cfg.method == "grpo"
     return TrainReport(
-        params={"train": params.section("train"), "seed": params.seed},
+        params={"train": run_settings(params), "seed": params.seed},
         inputs=digests([SPLIT_FILES["train"], SPLIT_FILES["validation"], report_path("base")]
                        + ([Path(cfg.init_adapter)] if cfg.init_adapter else [])),
-        outputs=digests([ADAPTER_DIR]),
+        outputs=digests([adapter_dir]),
         method=cfg.method,
         adapter_type=cfg.adapter,
         base_model=base_report.model,
