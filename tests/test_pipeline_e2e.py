@@ -285,11 +285,21 @@ def test_training_metering_checkpoints_and_loss_curves(project):
     # The checkpoints of a finished run are gone; the loss curves are there for `dvc plots`.
     assert not any((project / ".cache/train").glob("*/checkpoint-*"))
     plots = run_in(project, "dvc", "plots", "show", "--json", check=True).stdout
-    assert "dvclive/train/plots/metrics/train/loss.tsv" in plots
-    assert "dvclive/train/plots/metrics/validation/loss.tsv" in plots
+    assert "dvclive/runs/seed-1234/plots/metrics/train/loss.tsv" in plots
+    assert "dvclive/runs/seed-1234/plots/metrics/validation/loss.tsv" in plots
     card = (project / "artifacts/model_card/README.md").read_text()
     assert (f"| Released checkpoint | the step-{train['best_step']} checkpoint of {train['optimizer_steps']} "
             "(lowest validation loss) |") in card
+    # One seed by default (train.seeds): trained by train@1234, released by select-seed, evaluated by
+    # evaluate-seed@1234; the tiers' across-seed section then holds that one run.
+    assert train["seeds"]["count"] == 1 and train["seeds"]["chosen"] == 1234 and train["params"]["seed"] == 1234
+    assert train["outputs"] == {"artifacts/adapter": train["seeds"]["runs"][0]["adapter_sha256"]}
+    assert "| Training seeds | one training run (seed 1234) |" in card
+    heldout = _report(project, "eval_heldout")
+    seeds = heldout["across_seeds"]
+    primary = heldout["primary_metric"]
+    assert seeds["count"] == 1 and seeds["metrics"][primary]["per_seed"]["1234"] == pytest.approx(
+        heldout["metrics"][primary]["delta"], abs=1e-9)
 
 
 def test_second_repro_runs_no_stage(pipeline_copy):
@@ -313,7 +323,7 @@ def test_stricter_policy_fails_the_gate_and_repro_with_the_reason(pipeline_copy)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     repro = run_in(project, "dvc", "repro")
     assert repro.returncode != 0
-    assert "Running stage 'gate'" in repro.stdout and "Running stage 'train'" not in repro.stdout
+    assert "Running stage 'gate'" in repro.stdout and "Running stage 'train@" not in repro.stdout
     gate = _report(project, "gate")
     failed = [r for r in gate["rules"] if r["status"] == "failed"]
     assert gate["passed"] is False and [r["id"] for r in failed] == ["heldout_primary_improves"]
@@ -472,7 +482,7 @@ def test_the_sft_then_grpo_variant_of_the_demo_runs_end_to_end_through_dvc(pipel
     history = train["reward_history"]        # one row per logged step (train.logging_steps: 10)
     assert [row["step"] for row in history] == [1, 10, 20, 30, 40] == [1] + list(range(10, train["optimizer_steps"] + 1, 10))
     assert all({"reward", "json_valid", "field_accuracy", "kl", "completion_length"} <= set(row) for row in history)
-    assert (project / "dvclive/train/plots/metrics/train/rewards/field_accuracy.tsv").is_file()
+    assert (project / "dvclive/runs/seed-1234/plots/metrics/train/rewards/field_accuracy.tsv").is_file()
     heldout = _report(project, "eval_heldout")
     check = heldout["reward_hacking"]
     assert check["compared_with"] == "the initial adapter registry/releases/v1"

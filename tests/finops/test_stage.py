@@ -77,10 +77,14 @@ def test_a_multi_gpu_run_is_billed_once_per_gpu_as_the_train_report_counts_it(ca
     from toolkit.usage import device_hours
 
     train = SimpleNamespace(device="2x NVIDIA H100 80GB HBM3 (79 GiB)", wall_time_s=1800.0, previous_wall_time_s=1800.0,
-                            mfu=0.31, tokens_seen=1_000_000, tokens_per_s=277.8)
+                            mfu=0.31, tokens_seen=1_000_000, tokens_per_s=277.8, seeds=None)
     cost = stage._training_cost(catalog, train)
     assert cost.hours == 1.0 and cost.device_hours == 2.0
     assert cost.device_hours == device_hours(train.wall_time_s + train.previous_wall_time_s, train.device)
     assert cost.cost == pytest.approx(2.0 * catalog.gpus["H100-80GB"].typical_hourly("on_demand"))
     assert cost.mfu == 0.31
     assert stage._training_cost(catalog, SimpleNamespace(**{**vars(train), "device": "cpu"})).device_hours == 1.0
+    # Three training seeds, one released: every seed's training is paid for.
+    seeds = SimpleNamespace(count=3, chosen=7, total_wall_time_s=3 * 3600.0)
+    three = stage._training_cost(catalog, SimpleNamespace(**{**vars(train), "seeds": seeds}))
+    assert three.hours == 3.0 and three.device_hours == 6.0 and "3 training runs (train.seeds); seed 7 released" in three.note
