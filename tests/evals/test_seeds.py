@@ -183,3 +183,31 @@ def test_the_two_level_interval_on_known_numbers():
     assert lower.worst == -1.0 and lower.best == -2.0
     with pytest.raises(ValueError):
         across_seeds([0.0, 1.0], {1: [1.0]}, 200, 0.95, 7)
+
+
+@pytest.mark.e2e
+def test_the_card_states_the_released_seed_and_the_spread_across_seeds(three_seeds, pipeline_copy):
+    """A three-seed run's train and held-out reports rendered into a completed pipeline's card."""
+    from toolkit.config import load_params
+    from toolkit.governance.card import run_card
+    from toolkit.governance.statements import missing_statements
+
+    root, _, _, selected, _, heldout = three_seeds
+    for name in ("train", "eval_heldout"):
+        shutil.copy(root / f"reports/{name}.json", pipeline_copy / f"reports/{name}.json")
+    with _In(pipeline_copy):
+        run_card(load_params("params.yaml"))
+    card = (pipeline_copy / "artifacts/model_card/README.md").read_text()
+    techdoc = (pipeline_copy / "artifacts/model_card/technical_documentation.md").read_text()
+    chosen = selected.seeds.chosen
+    statement = (f"| Training seeds | seed {chosen} of 3 training runs (seeds 11, 22, 33), chosen before evaluation "
+                 "by the lowest validation loss |")
+    assert statement in card and statement in techdoc
+    margin = heldout.across_seeds.metrics["logprob_margin"]
+    assert f"Across 3 training seeds (11, 22, 33; the released adapter is seed {chosen}'s)" in card
+    assert f"| logprob_margin (primary) | 11: {margin.per_seed['11']:+.4f}, 22: {margin.per_seed['22']:+.4f}" in card
+    assert f"[{margin.ci_low:+.4f}, {margin.ci_high:+.4f}]" in card
+    train = json.loads((pipeline_copy / "reports/train.json").read_text())
+    assert missing_statements(train, {"README.md": card, "technical_documentation.md": techdoc}) == []
+    forged = card.replace(f"seed {chosen} of 3", f"seed {chosen} of 5")
+    assert missing_statements(train, {"README.md": forged})

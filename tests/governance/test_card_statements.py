@@ -91,3 +91,20 @@ def test_statements_for_qlora_and_a_continued_adapter():
     assert stated["Released checkpoint"] == "the step-30 checkpoint of 40 (lowest validation loss)"
     assert card_tags(train) == ["dpo", "qlora"]
     assert training_statements({**train, "loss_on": None})["Loss computed on"].startswith("not recorded")
+
+
+def test_the_training_seeds_statement_comes_from_the_select_stage_only():
+    from toolkit.governance.statements import training_statements
+
+    plain = {"method": "sft", "adapter_type": "lora", "optimizer_steps": 3, "params": {"seed": 5}}
+    assert "Training seeds" not in training_statements(plain)     # a bundle from before seeds: still verifiable
+    one = {**plain, "seeds": {"count": 1, "seeds": [5], "rule": "best_validation", "rule_field": "validation_loss",
+                              "chosen": 5}}
+    assert training_statements(one)["Training seeds"] == "one training run (seed 5)"
+    three = {**one, "seeds": {**one["seeds"], "count": 3, "seeds": [5, 6, 7], "chosen": 6}}
+    assert training_statements(three)["Training seeds"] == ("seed 6 of 3 training runs (seeds 5, 6, 7), chosen "
+                                                            "before evaluation by the lowest validation loss")
+    grpo = {**three, "method": "grpo", "seeds": {**three["seeds"], "rule_field": "validation_reward"}}
+    assert training_statements(grpo)["Training seeds"].endswith("by the highest validation reward")
+    first = {**three, "seeds": {**three["seeds"], "rule": "first", "rule_field": None}}
+    assert training_statements(first)["Training seeds"].endswith("by the first of train.seeds")

@@ -51,16 +51,13 @@ def training_statements(train: dict[str, Any]) -> dict[str, str]:
         "Initial adapter": f"continued from `{adapter['init_adapter']}`" if adapter.get("init_adapter")
                            else "none (a new adapter)",
         "Released checkpoint": checkpoint,
-        "Training seeds": seeds_statement(train),
+        # Only where the select stage ran: bundles released before training seeds existed stay verifiable.
+        **({"Training seeds": seeds_statement(train["seeds"])} if train.get("seeds") else {}),
     }
 
 
-def seeds_statement(train: dict[str, Any]) -> str:
+def seeds_statement(seeds: dict[str, Any]) -> str:
     """How many training runs there were and which one is released, by which rule (the select stage)."""
-    seeds = train.get("seeds")
-    if not seeds:
-        seed = (train.get("params") or {}).get("seed")
-        return f"one training run (seed {seed})" if seed is not None else "not recorded by this run's train report"
     if seeds["count"] == 1:
         return f"one training run (seed {seeds['chosen']})"
     rule = ("the first of train.seeds" if seeds["rule"] == "first" else
