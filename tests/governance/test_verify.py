@@ -99,3 +99,19 @@ def test_an_edited_ledger_entry_is_no_entry_and_breaks_the_chain(tmp_path):
     checks = {c.name: c for c in verify.verify_bundle(bundle.root)}
     assert not checks["ledger chain"].ok and "edited" in checks["ledger chain"].detail
     assert not checks["ledger entry"].ok
+
+
+def test_the_released_seed_must_be_the_one_the_recorded_rule_picks():
+    from toolkit.governance.verify import _seed_choice_problems
+
+    run = {"report": "r", "adapter_sha256": "a", "optimizer_steps": 1, "wall_time_s": 1.0, "gpu_hours": 0.0}
+    seeds = {"count": 2, "seeds": [1, 2], "rule": "best_validation", "rule_field": "validation_loss", "chosen": 2,
+             "runs": [{**run, "seed": 1, "validation_loss": 0.7}, {**run, "seed": 2, "validation_loss": 0.6}],
+             "total_wall_time_s": 2.0, "total_gpu_hours": 0.0}
+    assert _seed_choice_problems({"method": "sft", "seeds": seeds}) == []
+    assert _seed_choice_problems({"method": "sft"}) == []
+    swapped = {**seeds, "chosen": 1}
+    assert _seed_choice_problems({"method": "sft", "seeds": swapped}) == [
+        "reports/train.json: rule best_validation picks seed 2 from the recorded runs, but seed 1 was released"]
+    unrecorded = {**seeds, "runs": [{**run, "seed": 1, "validation_loss": None}, seeds["runs"][1]]}
+    assert "cannot be checked" in _seed_choice_problems({"method": "sft", "seeds": unrecorded})[0]

@@ -252,12 +252,31 @@ def _check_statements(bundle: Bundle) -> Check:
 
     train = bundle.read_report("train")
     documents = {name: bundle.card(name).read_text(encoding="utf-8") for name in (CARD_MARKDOWN, TECHDOC_MARKDOWN)}
-    problems = missing_statements(train, documents)
+    problems = missing_statements(train, documents) + _seed_choice_problems(train)
     if problems:
         return Check("card statements", False, "; ".join(problems[:3]))
     stated = training_statements(train)
     return Check("card statements", True, f"{stated['Objective']}, {stated['Adapter']}, loss on "
                                           f"{stated['Loss computed on']}: as in reports/train.json")
+
+
+def _seed_choice_problems(train: dict) -> list[str]:
+    """The released seed must be the one the recorded rule picks from the recorded runs' validation figures."""
+    from toolkit.errors import ConfigError
+    from toolkit.reports import SeedSelection
+    from toolkit.train.seeds import choose
+
+    if not train.get("seeds"):
+        return []
+    selection = SeedSelection.model_validate(train["seeds"])
+    try:
+        expected, _ = choose(selection.rule, train.get("method", "sft"), {run.seed: (None, run) for run in selection.runs})
+    except ConfigError as exc:
+        return [f"reports/train.json: the seed selection cannot be checked: {exc}"]
+    if expected != selection.chosen:
+        return [f"reports/train.json: rule {selection.rule} picks seed {expected} from the recorded runs, "
+                f"but seed {selection.chosen} was released"]
+    return []
 
 
 def _check_bom(bundle: Bundle) -> Check:
