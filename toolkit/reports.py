@@ -283,6 +283,10 @@ class SeedTierScores(BaseModel):
     n_items: int
     scores: dict[str, list[float | None]]   # metric -> the adapter's score per item (None: not applicable)
     means: dict[str, float]
+    # The adapter's greedy outputs and their metering: the tier stage reuses the released seed's
+    # instead of generating them a second time.
+    outputs: list[str] = []
+    meter: dict[str, Any] = {}
 
 
 class SeedEvalReport(Report):

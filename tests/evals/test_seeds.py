@@ -104,8 +104,12 @@ def test_the_across_seed_interval_holds_every_seed_and_is_wider_than_one_run(thr
     assert margin.mean == pytest.approx(np.mean(list(margin.per_seed.values())), abs=1e-6)
     assert margin.worst == min(margin.per_seed.values()) and margin.spread == pytest.approx(
         max(margin.per_seed.values()) - min(margin.per_seed.values()), abs=1e-6)
-    # The tier's own figures are the released seed's: the same delta its seed evaluation gives.
+    # The tier's own figures are the released seed's: the same delta its seed evaluation gives, and
+    # its generated outputs are that evaluation's (not generated a second time).
     assert heldout.metrics["logprob_margin"].delta == pytest.approx(margin.per_seed[str(seeds.chosen)], abs=1e-5)
+    assert heldout.generation["adapter_outputs"].startswith(f"reports/seed_evals/seed-{seeds.chosen}.json")
+    assert [item["adapter_output"] for item in items] == evaluated[seeds.chosen].tiers["heldout"].outputs
+    assert heldout.generation["adapter_wall_s"] == evaluated[seeds.chosen].tiers["heldout"].meter["wall_s"]
     assert json.loads((root / "metrics/heldout.json").read_text())["across_seeds"]["seeds"] == 3
 
 

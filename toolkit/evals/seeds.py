@@ -19,7 +19,7 @@ from toolkit.evals.preference import LOWER_IS_BETTER, preference_scores
 from toolkit.evals.stats import INTERVAL_METHOD, across_seeds
 from toolkit.evals.suites import Suite, load_suite
 from toolkit.files import remove_outputs, sha256_path
-from toolkit.layout import report_path, seed_eval_path, seed_run
+from toolkit.layout import ADAPTER_DIR, report_path, seed_eval_path, seed_run
 from toolkit.models import load_adapter_model
 from toolkit.reports import (AcrossSeeds, SeedEvalReport, SeedTierScores, TrainReport, digests, read_report,
                              write_report)
@@ -42,8 +42,9 @@ def run_seed_eval(params: Params, seed: int) -> SeedEvalReport:
         suite = load_suite(settings.suite or name)
         items = suite.load_items(settings.max_items)
         prompts = render_prompts(tokenizer, (item.messages for item in items), (item.tools for item in items))
+        meter: dict = {}
         outputs = {"adapter": generate(model, tokenizer, prompts, suite.max_new_tokens, settings.batch_size,
-                                       f"seed {seed}: {suite.name}")}
+                                       f"seed {seed}: {suite.name}", meter)}
         scores = score_items(suite, items, outputs)
         scores.update(preference_scores(model, tokenizer, items, settings.batch_size))
         per_item: dict[str, list[float | None]] = {}
@@ -54,6 +55,7 @@ def run_seed_eval(params: Params, seed: int) -> SeedEvalReport:
                     per_item[metric][row["index"]] = row["adapter"]
         tiers[name] = SeedTierScores(
             suite=suite.name, items_sha256=sha256_path(suite.items_file), n_items=len(items), scores=per_item,
+            outputs=outputs["adapter"], meter=meter,
             means={m: round(sum(v for v in values if v is not None) / sum(1 for v in values if v is not None), 6)
                    for m, values in per_item.items()})
         suite_files += [suite.folder, suite.items_file]
@@ -65,6 +67,22 @@ def run_seed_eval(params: Params, seed: int) -> SeedEvalReport:
         wall_time_s=round(time.perf_counter() - started, 2))
     write_report(report, path)
     return report
+
+
+def released_seed_outputs(tier: str, suite: Suite, n_items: int, train: TrainReport | None) -> tuple[list[str], dict, str] | None:
+    """(outputs, meter, source) of the released adapter on this tier, from its seed's evaluation, when
+    that evaluated the very adapter in artifacts/adapter on the very items; None: generate them."""
+    if train is None or train.seeds is None or tier not in SEED_TIERS or not ADAPTER_DIR.is_dir():
+        return None
+    path = seed_eval_path(train.seeds.chosen)
+    if not path.is_file():
+        return None
+    evaluated = read_report(path, SeedEvalReport)
+    scored = evaluated.tiers.get(tier)
+    if (scored is None or evaluated.adapter_sha256 != sha256_path(ADAPTER_DIR) or len(scored.outputs) != n_items
+            or scored.n_items != n_items or scored.items_sha256 != sha256_path(suite.items_file)):
+        return None
+    return scored.outputs, scored.meter, f"{path.as_posix()} (the released seed's evaluation)"
 
 
 def compare_across_seeds(tier: str, suite: Suite, n_items: int, scores: dict[str, list[dict]], settings,
