@@ -215,3 +215,21 @@ def test_the_card_states_the_released_seed_and_the_spread_across_seeds(three_see
     assert missing_statements(train, {"README.md": card, "technical_documentation.md": techdoc}) == []
     forged = card.replace(f"seed {chosen} of 3", f"seed {chosen} of 5")
     assert missing_statements(train, {"README.md": forged})
+
+
+def test_gate_rules_can_name_the_across_seed_interval_the_worst_seed_and_the_spread(three_seeds):
+    from toolkit.governance.gate import run_gate
+
+    root, _, _, _, _, heldout = three_seeds
+    rules = [{"id": f"seeds_{field}", "report": "eval_heldout", "field": f"across_seeds.metrics.{{primary_metric}}.{field}",
+              "op": op, "threshold": threshold, "severity": "block", "rationale": "t"}
+             for field, op, threshold in (("ci_low", "min", -100), ("worst", "min", -100), ("spread", "max", 0.0))]
+    (root / "policies").mkdir(exist_ok=True)
+    (root / "policies/spread.yaml").write_text(yaml.safe_dump({"name": "spread", "description": "t", "rules": rules}))
+    with _In(root):
+        gate = run_gate("spread")
+    margin = heldout.across_seeds.metrics["logprob_margin"]
+    assert {r.id: r.value for r in gate.rules} == {"seeds_ci_low": margin.ci_low, "seeds_worst": margin.worst,
+                                                   "seeds_spread": margin.spread}
+    # Three seeds that trained differently: a spread above zero fails a rule that allows none.
+    assert [r.status for r in gate.rules] == ["passed", "passed", "failed"] and not gate.passed

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from toolkit.config import Params
 from toolkit.errors import ConfigError, MissingInputError
 from toolkit.evals.generation import generate, render_prompts
@@ -28,7 +30,7 @@ SEED_TIERS = ("heldout", "ood", "canary")   # the generation tiers; lm-eval and 
 
 
 def run_seed_eval(params: Params, seed: int) -> SeedEvalReport:
-    from toolkit.evals.tiers import score_items, tier_settings
+    from toolkit.evals.tiers import tier_settings
 
     started = time.perf_counter()
     path = seed_eval_path(seed)
@@ -40,24 +42,8 @@ def run_seed_eval(params: Params, seed: int) -> SeedEvalReport:
     for name in SEED_TIERS:
         settings = tier_settings(params, name)
         suite = load_suite(settings.suite or name)
-        items = suite.load_items(settings.max_items)
-        prompts = render_prompts(tokenizer, (item.messages for item in items), (item.tools for item in items))
-        meter: dict = {}
-        outputs = {"adapter": generate(model, tokenizer, prompts, suite.max_new_tokens, settings.batch_size,
-                                       f"seed {seed}: {suite.name}", meter)}
-        scores = score_items(suite, items, outputs)
-        scores.update(preference_scores(model, tokenizer, items, settings.batch_size))
-        per_item: dict[str, list[float | None]] = {}
-        for metric, rows in scores.items():
-            if rows:
-                per_item[metric] = [None] * len(items)
-                for row in rows:
-                    per_item[metric][row["index"]] = row["adapter"]
-        tiers[name] = SeedTierScores(
-            suite=suite.name, items_sha256=sha256_path(suite.items_file), n_items=len(items), scores=per_item,
-            outputs=outputs["adapter"], meter=meter,
-            means={m: round(sum(v for v in values if v is not None) / sum(1 for v in values if v is not None), 6)
-                   for m, values in per_item.items()})
+        tiers[name] = _score_adapter(model, tokenizer, suite, suite.load_items(settings.max_items), settings,
+                                     f"seed {seed}: {suite.name}")
         suite_files += [suite.folder, suite.items_file]
     report = SeedEvalReport(
         stage=f"seed_eval_{seed}",
@@ -67,6 +53,27 @@ def run_seed_eval(params: Params, seed: int) -> SeedEvalReport:
         wall_time_s=round(time.perf_counter() - started, 2))
     write_report(report, path)
     return report
+
+
+def _score_adapter(model, tokenizer, suite: Suite, items, settings, label: str) -> SeedTierScores:
+    """The adapter's outputs on a suite's items and each item's score on every metric (None where a
+    metric does not apply), as the tier stage scores them."""
+    from toolkit.evals.tiers import score_items
+
+    prompts = render_prompts(tokenizer, (item.messages for item in items), (item.tools for item in items))
+    meter: dict = {}
+    outputs = generate(model, tokenizer, prompts, suite.max_new_tokens, settings.batch_size, label, meter)
+    scores = score_items(suite, items, {"adapter": outputs})
+    scores.update(preference_scores(model, tokenizer, items, settings.batch_size))
+    per_item: dict[str, list[float | None]] = {}
+    for metric, rows in scores.items():
+        if rows:
+            per_item[metric] = [None] * len(items)
+            for row in rows:
+                per_item[metric][row["index"]] = row["adapter"]
+    means = {metric: round(float(np.mean([v for v in values if v is not None])), 6) for metric, values in per_item.items()}
+    return SeedTierScores(suite=suite.name, items_sha256=sha256_path(suite.items_file), n_items=len(items),
+                          scores=per_item, means=means, outputs=outputs, meter=meter)
 
 
 def released_seed_outputs(tier: str, suite: Suite, n_items: int, train: TrainReport | None) -> tuple[list[str], dict, str] | None:
