@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import shutil
@@ -39,6 +40,45 @@ def copy_project(dest: Path) -> Path:
     subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
     subprocess.run(["git", "commit", "-qm", "copy"], cwd=dest, check=True, env=env)
     return dest
+
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "toolkit-test", "AWS_SECRET_ACCESS_KEY": "toolkit-test-secret",
+          "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@contextlib.contextmanager
+def s3_server(bucket: str):
+    """moto's S3-compatible server on a free port of 127.0.0.1 with an empty bucket; yields its URL
+    (credentials: S3_ENV)."""
+    import socket
+    import time
+    import urllib.request
+
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.2)
+        boto3.client("s3", endpoint_url=url, region_name=S3_ENV["AWS_DEFAULT_REGION"],
+                     aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+                     aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=bucket)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def run_in(project: Path, *args: str, check: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
