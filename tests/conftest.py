@@ -50,17 +50,13 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "toolkit-test", "AWS_SECRET_ACCESS_KEY": "toolkit
 def s3_server(bucket: str):
     """moto's S3-compatible server on a free port of 127.0.0.1 with an empty bucket; yields its URL
     (credentials: S3_ENV)."""
-    import socket
     import time
     import urllib.request
 
     import boto3
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+    url = f"http://127.0.0.1:{_free_port()}"
+    server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", url.rsplit(":", 1)[1]],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
@@ -79,6 +75,44 @@ def s3_server(bucket: str):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def mlflow_server(root: Path):
+    """A real MLflow tracking server on a free port of 127.0.0.1: a SQLite backend store and a local
+    artifact root under `root`, artifacts served through the server. Yields its URL."""
+    import time
+    import urllib.request
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(root / "mlflow-server.log", "w")
+    server = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+                               "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
+                               "--port", str(port), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"mlflow server did not start: {(root / 'mlflow-server.log').read_text()[-2000:]}") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def run_in(project: Path, *args: str, check: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -558,6 +558,59 @@ def release(params_file: str, override: str | None, version: str | None, registr
     click.echo(f"serving: rank {serving.rank}, vLLM --max-lora-rank {serving.vllm_max_lora_rank}, "
                f"reloaded logits max |diff| {serving.logit_max_abs_diff:.1e}"
                + ("" if serving.vllm_compatible else f"; {'; '.join(serving.notes)}"))
+    tracking = load_params(params_file).tracking
+    if tracking.registered_model:
+        from toolkit.governance.tracking import register_release
+
+        number = register_release(load_params(params_file), result.bundle, entry.entry_sha256)
+        click.echo(f"registered in MLflow: {tracking.registered_model} version {number} (tags: release {entry.version}, "
+                   f"ledger entry {entry.entry_sha256[:12]}…)")
+
+
+@cli.group(cls=ToolkitGroup)
+def track() -> None:
+    """MLflow tracking and registry (optional extra `mlflow`; docs/tracking.md)."""
+
+
+@track.command("mlflow")
+@params_option
+@click.option("--force", is_flag=True, help="Log again a pipeline state (dvc.lock) already logged.")
+def track_mlflow(params_file: str, force: bool) -> None:
+    """Log the completed pipeline: a parent run and a child per stage (params, headline figures, reports)."""
+    from toolkit.governance.tracking import log_pipeline, server_uri, shown
+
+    params = load_params(params_file)
+    tracked = log_pipeline(params, force=force)
+    where = f"{shown(server_uri(params))}, experiment {tracked.experiment}"
+    if tracked.already_logged:
+        click.echo(f"this pipeline state (dvc.lock) is already logged as run {tracked.parent_run_id} ({where}); "
+                   "--force logs it again")
+        return
+    click.echo(f"logged run {tracked.parent_run_id} with {len(tracked.child_runs)} stage runs "
+               f"({', '.join(tracked.child_runs)}) to {where}")
+
+
+@track.command("register")
+@params_option
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+def track_register(params_file: str, bundle: str) -> None:
+    """Register a release bundle as a version of tracking.registered_model (what `toolkit release` does)."""
+    from toolkit.governance.tracking import register_release
+    from toolkit.registry.bundle import Bundle
+    from toolkit.registry.store import Registry
+
+    params = load_params(params_file)
+    if not params.tracking.registered_model:
+        raise ConfigError("set tracking.registered_model to the registered model's name", file=params_file,
+                          key="tracking.registered_model")
+    release = Bundle(Path(bundle))
+    registry = Registry(Path(bundle).resolve().parents[1])
+    entry = next((e for e in registry.entries() if e.version == release.version), None)
+    if entry is None:
+        raise ConfigError(f"{bundle}: no entry in {registry.ledger} for version {release.version}; only a recorded "
+                          "release can be registered")
+    number = register_release(params, release.root, entry.entry_sha256)
+    click.echo(f"registered {release.version} as {params.tracking.registered_model} version {number}")
 
 
 @cli.command()
@@ -572,14 +625,24 @@ def release(params_file: str, override: str | None, version: str | None, registr
 @click.option("--base", "base_path", default=None, type=click.Path(file_okay=False),
               help="With --deep: the base model folder (default: the path in reports/base.json); it must match the "
                    "attested digests.")
-def verify(bundle: str, ledger: str | None, trusted_keys: tuple[str, ...], deep: bool, base_path: str | None) -> None:
+@click.option("--mlflow-model", default=None, help="Also check this MLflow registered model's version of the "
+              "release (the same files and ledger tags); the server: --mlflow-uri or MLFLOW_TRACKING_URI.")
+@click.option("--mlflow-version", default=None, help="With --mlflow-model: the version (default: the one tagged "
+              "with the bundle's release version).")
+@click.option("--mlflow-uri", default=None, envvar="MLFLOW_TRACKING_URI", show_envvar=True)
+def verify(bundle: str, ledger: str | None, trusted_keys: tuple[str, ...], deep: bool, base_path: str | None,
+           mlflow_model: str | None, mlflow_version: str | None, mlflow_uri: str | None) -> None:
     """Verify a release bundle against its manifest, signature, reports and the ledger (for auditors)."""
     from toolkit.errors import VerificationFailed
     from toolkit.governance.verify import verify_bundle
 
+    if mlflow_model and not mlflow_uri:
+        raise ConfigError("--mlflow-model needs the tracking server: --mlflow-uri or MLFLOW_TRACKING_URI")
     checks = verify_bundle(Path(bundle), Path(ledger) if ledger else None,
                            trusted_keys=[Path(k) for k in trusted_keys] or None, deep=deep,
-                           base=Path(base_path) if base_path else None)
+                           base=Path(base_path) if base_path else None,
+                           mlflow={"uri": mlflow_uri, "model": mlflow_model, "version": mlflow_version}
+                           if mlflow_model else None)
     colours = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
     for check in checks:
         click.secho(f"[{check.status}] {check.name}: {check.detail}", fg=colours[check.status])

@@ -408,6 +408,16 @@ class GovernanceParams(StrictModel):
     transparency_notice: str = Field("", description="Art. 50: how users learn they deal with AI output")
 
 
+class TrackingParams(StrictModel):
+    """MLflow (optional extra `mlflow`); no pipeline stage reads these (docs/tracking.md)."""
+
+    mlflow_uri: str | None = Field(None, description="the tracking server; null: $MLFLOW_TRACKING_URI. Credentials "
+                                   "only from MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/_PASSWORD")
+    experiment: str = Field("toolkit-adapters", min_length=1)
+    registered_model: str | None = Field(None, description="`toolkit release` registers each release as a version "
+                                         "of this registered model; null: no registration")
+
+
 class Params(StrictModel):
     seed: int = 1234
     base: BaseParams = BaseParams()
@@ -419,6 +429,7 @@ class Params(StrictModel):
     release: ReleaseParams = ReleaseParams()
     governance: GovernanceParams = GovernanceParams()
     monitor: MonitorParams = MonitorParams()
+    tracking: TrackingParams = TrackingParams()
 
     def section(self, name: str) -> dict[str, Any]:
         return getattr(self, name).model_dump(mode="json")

@@ -54,7 +54,9 @@ def default_ledger(bundle: Path) -> Path:
 
 
 def verify_bundle(bundle_path: Path, ledger: Path | None = None, trusted_keys: list[Path] | None = None,
-                  deep: bool = False, base: Path | None = None) -> list[Check]:
+                  deep: bool = False, base: Path | None = None, mlflow: dict | None = None) -> list[Check]:
+    """Every check of a release bundle; `mlflow` ({"uri", "model", "version"}) adds the registered
+    version's check."""
     bundle = Bundle(bundle_path)
     ledger = Path(ledger) if ledger else default_ledger(bundle.root)
     if not bundle.is_bundle():
@@ -80,6 +82,7 @@ def verify_bundle(bundle_path: Path, ledger: Path | None = None, trusted_keys: l
         _check_documentation(bundle),
         _guard("bill of materials", lambda: _check_bom(bundle)),
         _guard("serving", lambda: _check_serving_deep(bundle, info, base)) if deep else _check_serving(info),
+        *([_guard("mlflow registry", lambda: _check_registered(bundle, entry, mlflow))] if mlflow else []),
     ]
 
 
@@ -258,6 +261,20 @@ def _check_statements(bundle: Bundle) -> Check:
     stated = training_statements(train)
     return Check("card statements", True, f"{stated['Objective']}, {stated['Adapter']}, loss on "
                                           f"{stated['Loss computed on']}: as in reports/train.json")
+
+
+def _check_registered(bundle: Bundle, entry: LedgerEntry | None, mlflow: dict) -> Check:
+    """The registered model version holds this bundle's files, byte for byte, and the tags of its ledger entry."""
+    from toolkit.governance.tracking import registered_version_problems, shown
+
+    if entry is None:
+        return Check("mlflow registry", False, "no ledger entry for this bundle to compare the registered version with")
+    version, problems = registered_version_problems(mlflow["uri"], bundle, entry.entry_sha256, mlflow["model"],
+                                                    mlflow.get("version"))
+    where = f"{mlflow['model']} version {version} at {shown(mlflow['uri'])}" if version else mlflow["model"]
+    if problems:
+        return Check("mlflow registry", False, f"{where}: " + "; ".join(problems[:3]))
+    return Check("mlflow registry", True, f"{where}: the bundle's files and its ledger entry's tags")
 
 
 def _seed_choice_problems(train: dict) -> list[str]:
