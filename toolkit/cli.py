@@ -721,12 +721,28 @@ def history(params_file: str, registry: str | None) -> None:
 
 @cli.command()
 @params_option
-@click.option("--merged", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("--merged", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Write the base model with the adapter merged in (safetensors) to this folder.")
+@click.option("--vllm", "vllm_dir", default=None, type=click.Path(file_okay=False),
+              help="Write vLLM multi-LoRA serving of the release beside the earlier ones on its base to this "
+                   "folder: the adapters, serve.sh and vllm_modules.json.")
 @click.option("--bundle", default=None, type=click.Path(exists=True, file_okay=False),
-              help="A release bundle (default: the current artifacts/adapter).")
-def export(params_file: str, out_dir: str, bundle: str | None) -> None:
-    """Export a merged model for single-tenant serving."""
+              help="A release bundle (default: --merged the current artifacts/adapter; --vllm the release in service).")
+@click.option("--name", default="adapter", show_default=True, help="--vllm: LoRA module names are NAME-v<version>.")
+def export(params_file: str, out_dir: str | None, vllm_dir: str | None, bundle: str | None, name: str) -> None:
+    """Export a merged model for single-tenant serving, or releases as vLLM LoRA modules."""
+    if bool(out_dir) == bool(vllm_dir):
+        raise click.UsageError("give one of --merged OUT or --vllm OUT")
+    if vllm_dir:
+        from toolkit.governance.serving import run_vllm_export
+
+        exported = run_vllm_export(load_params(params_file), Path(vllm_dir), Path(bundle) if bundle else None, name)
+        modules = ", ".join(m["name"] for m in exported["modules"])
+        click.echo(f"vLLM: release {exported['release']} with {len(exported['modules'])} LoRA module(s) ({modules}) "
+                   f"on {exported['base_model']} -> {vllm_dir}/serve.sh")
+        for skipped in exported["skipped"]:
+            click.secho(f"warning: release {skipped['version']} left out: {skipped['why']}", fg="yellow", err=True)
+        return
     from toolkit.governance.serving import run_export
 
     adapter, base_name, out = run_export(load_params(params_file), Path(out_dir), Path(bundle) if bundle else None)

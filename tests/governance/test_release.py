@@ -177,6 +177,36 @@ def test_export_merged_matches_the_adapter(released, tmp_path):
     assert torch.allclose(logits, probe["logits"][0], atol=1e-4)
 
 
+def test_export_vllm_serves_the_release_beside_the_earlier_one(released, tmp_path):
+    """`toolkit export --vllm`: both releases as LoRA modules (newest first), the adapters copied byte for
+    byte, and a serve.sh whose words reach `vllm` exactly as vllm_modules.json lists them."""
+    from toolkit.files import sha256_path
+
+    out = tmp_path / "vllm"
+    result = run_in(released, "toolkit", "export", "--vllm", str(out), check=True)
+    assert "release 2 with 2 LoRA module(s) (adapter-v2, adapter-v1)" in result.stdout
+    exported = json.loads((out / "vllm_modules.json").read_text())
+    assert [m["name"] for m in exported["modules"]] == ["adapter-v2", "adapter-v1"]
+    for module in exported["modules"]:
+        assert module["adapter_sha256"] == sha256_path(out / module["path"]) == sha256_path(
+            released / f"registry/releases/v{module['version']}/adapter")
+    command = exported["command"]
+    assert command[:3] == ["vllm", "serve", str((released / "artifacts/base").resolve())]
+    assert command[command.index("--max-lora-rank") + 1] == "16" and command[command.index("--max-loras") + 1] == "2"
+    # A stand-in `vllm` on PATH prints the words serve.sh passes it, one per line.
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "vllm").write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
+    (stub / "vllm").chmod(0o755)
+    words = subprocess.run([str(out / "serve.sh")], env={"PATH": f"{stub}:/usr/bin:/bin"}, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    assert words == command[1:]
+    modules = [json.loads(word) for word in command[command.index("--lora-modules") + 1:]]
+    assert all((out / m["path"] / "adapter_model.safetensors").is_file() for m in modules)
+    again = run_in(released, "toolkit", "export", "--vllm", str(out))
+    assert again.returncode == 2 and "is not empty" in again.stderr
+
+
 def test_vllm_compatibility_flags(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps(
         {"peft_type": "LORA", "r": 600, "lora_alpha": 16, "target_modules": ["q_proj"], "use_dora": True}))

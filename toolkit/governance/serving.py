@@ -8,6 +8,7 @@ target modules are listed against what vLLM's multi-LoRA serving accepts.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from toolkit.config import Params
@@ -89,3 +90,81 @@ def run_export(params: Params, out_dir: Path, bundle: Path | None = None) -> tup
     adapter = released.adapter if released else ADAPTER_DIR
     out = export_merged(Path(base.model_path), adapter, out_dir, params.base.dtype, params.base.trust_remote_code)
     return adapter, base.model, out
+
+
+VLLM_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "auto": "auto"}
+
+
+def run_vllm_export(params: Params, out_dir: Path, bundle: Path | None = None, name: str = "adapter") -> dict:
+    """`toolkit export --vllm`: a release (default: the one in service) and the earlier releases on the
+    same base, not rolled back, as vLLM multi-LoRA modules: the adapters copied under OUT/adapters/,
+    OUT/serve.sh (the `vllm serve` command line) and OUT/vllm_modules.json (the same, as data, with
+    each adapter's hash). A release vLLM cannot serve as a LoRA module is refused; an earlier one is
+    left out with the reason."""
+    import shutil
+
+    from toolkit.errors import ConfigError
+    from toolkit.files import atomic_write_json, sha256_path
+    from toolkit.registry.bundle import Bundle
+    from toolkit.registry.store import Registry
+
+    registry = Registry(Path(params.release.registry))
+    target = Bundle(bundle) if bundle else Bundle(registry.latest()) if registry.latest() else None
+    if target is None or not target.is_bundle():
+        raise ConfigError(f"no release to export in {registry.root}: run `toolkit release` first, or pass --bundle",
+                          key="release.registry")
+    base = json.loads(target.report("base").read_text(encoding="utf-8"))
+    in_service = _releases_on_base(registry, target, base["outputs"])
+    modules, skipped = [], []
+    for release in in_service:
+        check = vllm_compatibility(release.adapter)
+        if not check["vllm_compatible"]:
+            if release.version == target.version:
+                raise ConfigError(f"release {release.version} cannot be served as a vLLM LoRA module: "
+                                  f"{'; '.join(check['notes'])}", file=str(release.adapter / "adapter_config.json"))
+            skipped.append({"version": release.version, "why": "; ".join(check["notes"])})
+            continue
+        modules.append({"name": f"{name}-v{release.version}", "version": release.version,
+                        "path": f"adapters/{name}-v{release.version}", "rank": check["rank"],
+                        "max_lora_rank": check["vllm_max_lora_rank"], "source": str(release.adapter)})
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ConfigError(f"{out_dir} is not empty; export into a new folder", key="--vllm")
+    for module in modules:
+        shutil.copytree(module.pop("source"), out_dir / module["path"])
+        module["adapter_sha256"] = sha256_path(out_dir / module["path"])
+    # A local base (the builtin one included) by absolute path: serve.sh runs from OUT.
+    model = str(Path(base["model_path"]).resolve()) if base["source"] in ("builtin", "local") else base["model"]
+    options = [["serve", model], *([["--revision", base["revision"]]] if base.get("revision") else []),
+               ["--dtype", VLLM_DTYPES.get(params.base.dtype, "auto")], ["--enable-lora"],
+               ["--max-lora-rank", str(max(m["max_lora_rank"] for m in modules))], ["--max-loras", str(len(modules))],
+               ["--lora-modules", *(json.dumps({"name": m["name"], "path": m["path"], "base_model_name": model})
+                                    for m in modules)]]
+    command = ["vllm", *(word for option in options for word in option)]
+    script = out_dir / "serve.sh"
+    lines = [" ".join(shlex.quote(word) for word in option) for option in options]
+    script.write_text(f"#!/usr/bin/env bash\n# vLLM multi-LoRA serving of release {target.version} beside the earlier "
+                      "releases on its base (toolkit export --vllm).\n"
+                      'cd "$(dirname "$0")"\nexec vllm ' + " \\\n  ".join(lines) + "\n", encoding="utf-8")
+    script.chmod(0o755)
+    description = {"release": target.version, "base_model": model, "command": command, "modules": modules,
+                   "skipped": skipped}
+    atomic_write_json(out_dir / "vllm_modules.json", description)
+    return description
+
+
+def _releases_on_base(registry, target, base_outputs: dict) -> list:
+    """The target release and the earlier ones on the same base weights that were not rolled back, newest first."""
+    from toolkit.registry.bundle import Bundle
+    from toolkit.registry import ledger as ledger_mod
+
+    raw = ledger_mod.read_entries(registry.ledger)
+    rolled_back = {e.get("version") for e in raw if e.get("event") == "rollout" and e.get("action") == "rollback"}
+    versions = [e["version"] for e in raw if "event" not in e]
+    if target.version not in versions:
+        return [target]
+    earlier = versions[:versions.index(target.version)]
+    same_base = [Bundle(registry.bundle(v)) for v in reversed(earlier) if v not in rolled_back
+                 and registry.bundle(v).is_dir()
+                 and json.loads(Bundle(registry.bundle(v)).report("base").read_text(encoding="utf-8"))["outputs"] == base_outputs]
+    return [target, *same_base]
+
