@@ -50,24 +50,13 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "toolkit-test", "AWS_SECRET_ACCESS_KEY": "toolkit
 def s3_server(bucket: str):
     """moto's S3-compatible server on a free port of 127.0.0.1 with an empty bucket; yields its URL
     (credentials: S3_ENV)."""
-    import time
-    import urllib.request
-
     import boto3
 
     url = f"http://127.0.0.1:{_free_port()}"
     server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", url.rsplit(":", 1)[1]],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.2)
+        _wait_until_up(f"{url}/moto-api/", server, 30, "moto_server")
         boto3.client("s3", endpoint_url=url, region_name=S3_ENV["AWS_DEFAULT_REGION"],
                      aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
                      aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=bucket)
@@ -81,9 +70,6 @@ def s3_server(bucket: str):
 def mlflow_server(root: Path):
     """A real MLflow tracking server on a free port of 127.0.0.1: a SQLite backend store and a local
     artifact root under `root`, artifacts served through the server. Yields its URL."""
-    import time
-    import urllib.request
-
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(root / "mlflow-server.log", "w")
@@ -91,20 +77,29 @@ def mlflow_server(root: Path):
                                "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
                                "--port", str(port), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"mlflow server did not start: {(root / 'mlflow-server.log').read_text()[-2000:]}") from None
-                time.sleep(0.3)
+        _wait_until_up(f"{url}/health", server, 120, "mlflow server", root / "mlflow-server.log")
         yield url
     finally:
         server.terminate()
         server.wait(timeout=20)
         log.close()
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, timeout_s: float, what: str, log: Path | None = None) -> None:
+    """Polls `url` until the server answers; a server that exits or stays silent is an error with its log."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                tail = log.read_text()[-2000:] if log and log.is_file() else ""
+                raise RuntimeError(f"{what} did not start {tail}") from None
+            time.sleep(0.2)
 
 
 def _free_port() -> int:
