@@ -541,7 +541,8 @@ def release(params_file: str, override: str | None, version: str | None, registr
     the gate passed or --override is given."""
     from toolkit.governance.release import run_release
 
-    result = run_release(load_params(params_file), override=override, version=version, registry_root=registry,
+    params = load_params(params_file)
+    result = run_release(params, override=override, version=version, registry_root=registry,
                          repair=repair)
     for folder in result.cleaned:
         click.echo(f"removed {folder}: the half-written bundle of a release that was killed", err=True)
@@ -558,11 +559,11 @@ def release(params_file: str, override: str | None, version: str | None, registr
     click.echo(f"serving: rank {serving.rank}, vLLM --max-lora-rank {serving.vllm_max_lora_rank}, "
                f"reloaded logits max |diff| {serving.logit_max_abs_diff:.1e}"
                + ("" if serving.vllm_compatible else f"; {'; '.join(serving.notes)}"))
-    tracking = load_params(params_file).tracking
+    tracking = params.tracking
     if tracking.registered_model:
         from toolkit.governance.tracking import register_release
 
-        number = register_release(load_params(params_file), result.bundle, entry.entry_sha256)
+        number = register_release(params, result.bundle, entry.entry_sha256)
         click.echo(f"registered in MLflow: {tracking.registered_model} version {number} (tags: release {entry.version}, "
                    f"ledger entry {entry.entry_sha256[:12]}…)")
 

@@ -155,8 +155,8 @@ def test_an_evaluation_of_another_adapter_or_other_items_is_refused(three_seeds)
             path.write_text(saved)
 
 
-def _run(seed, loss=None, reward=None) -> tuple[None, SeedRun]:
-    return None, SeedRun(seed=seed, report="r", adapter_sha256="a", validation_loss=loss, validation_reward=reward,
+def _run(seed, loss=None, reward=None) -> SeedRun:
+    return SeedRun(seed=seed, report="r", adapter_sha256="a", validation_loss=loss, validation_reward=reward,
                          optimizer_steps=1, wall_time_s=1.0, gpu_hours=0.0)
 
 

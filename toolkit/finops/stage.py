@@ -21,9 +21,9 @@ from toolkit.finops import plots
 from toolkit.finops.catalog import Catalog, load_catalog
 from toolkit.finops.economics import DAYS_PER_MONTH, HOURS_PER_MONTH, economics, roi
 from toolkit.finops.estimate import estimate_training, shape_from_config
-from toolkit.layout import COST_DIR, REPORTS, report_path
+from toolkit.layout import COST_DIR, REPORTS, report_path, seed_eval_path
 from toolkit.reports import (BaseModelReport, CostBreakdown, CostReport, DeviceCost, EvalReport, EvaluationCost,
-                             InferenceEconomics, JudgeReport, TrainingCost, TrainReport, ValidateReport, digests, read_report, tier_reports,
+                             InferenceEconomics, SeedEvalReport, JudgeReport, TrainingCost, TrainReport, ValidateReport, digests, read_report, tier_reports,
                              write_report)
 from toolkit.templating import render
 from toolkit.usage import device_hours
@@ -164,9 +164,6 @@ def _training_cost(catalog: Catalog, train: TrainReport) -> TrainingCost:
 
 def _seed_eval_wall_s(train: TrainReport) -> float:
     """The seeds' own evaluation runs (reports/seed_evals/), beside the tiers'."""
-    from toolkit.layout import seed_eval_path
-    from toolkit.reports import SeedEvalReport
-
     if train.seeds is None:
         return 0.0
     paths = [seed_eval_path(run.seed) for run in train.seeds.runs]

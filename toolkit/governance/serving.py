@@ -109,7 +109,8 @@ def run_vllm_export(params: Params, out_dir: Path, bundle: Path | None = None, n
     from toolkit.registry.store import Registry
 
     registry = Registry(Path(params.release.registry))
-    target = Bundle(bundle) if bundle else Bundle(registry.latest()) if registry.latest() else None
+    latest = registry.latest()
+    target = Bundle(bundle) if bundle else Bundle(latest) if latest else None
     if target is None or not target.is_bundle():
         raise ConfigError(f"no release to export in {registry.root}: run `toolkit release` first, or pass --bundle",
                           key="release.registry")
@@ -155,16 +156,8 @@ def run_vllm_export(params: Params, out_dir: Path, bundle: Path | None = None, n
 def _releases_on_base(registry, target, base_outputs: dict) -> list:
     """The target release and the earlier ones on the same base weights that were not rolled back, newest first."""
     from toolkit.registry.bundle import Bundle
-    from toolkit.registry import ledger as ledger_mod
 
-    raw = ledger_mod.read_entries(registry.ledger)
-    rolled_back = {e.get("version") for e in raw if e.get("event") == "rollout" and e.get("action") == "rollback"}
-    versions = [e["version"] for e in raw if "event" not in e]
-    if target.version not in versions:
-        return [target]
-    earlier = versions[:versions.index(target.version)]
-    same_base = [Bundle(registry.bundle(v)) for v in reversed(earlier) if v not in rolled_back
-                 and registry.bundle(v).is_dir()
-                 and json.loads(Bundle(registry.bundle(v)).report("base").read_text(encoding="utf-8"))["outputs"] == base_outputs]
-    return [target, *same_base]
+    earlier = [Bundle(registry.bundle(v)) for v in registry.not_rolled_back(before=target.version)]
+    return [target, *(b for b in earlier if b.root.is_dir()
+                      and json.loads(b.report("base").read_text(encoding="utf-8"))["outputs"] == base_outputs)]
 

@@ -1,7 +1,7 @@
 """MLflow: a pipeline run as MLflow runs, a release as a version of a registered model.
 
 `toolkit track` logs a completed `dvc repro` from its reports: one parent run (params.yaml, the
-dvc.lock and git commit, the gate's outcome) and one child run per stage with the stage's params as
+hash of dvc.lock, the gate's outcome) and one child run per stage with the stage's params as
 its report recorded them, its headline figures (metrics/<stage>.json) and the report itself (plus
 the card, the cost report, the gate's summary). It is not a DVC stage: the stages stay free of a
 network service, and what is logged is the evidence the gate read, not a second computation. A
@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit import __version__
+from toolkit import __version__, headline
 from toolkit.config import Params
 from toolkit.errors import ConfigError, ServiceError
 from toolkit.files import file_digests, sha256_file, sha256_path
-from toolkit.layout import COST_DIR, CARD_DIR, METRICS, REPORTS, VALIDATE_HTML, report_path
+from toolkit.layout import COST_DIR, CARD_DIR, REPORTS, VALIDATE_HTML, report_path
 from toolkit.registry.bundle import Bundle
 
 PIPELINE_TAG = "toolkit.dvc_lock_sha256"
@@ -145,9 +145,9 @@ def _log_pipeline(client, params: Params, lock_sha256: str, force: bool) -> Trac
         report = json.loads(path.read_text(encoding="utf-8"))
         child = client.create_run(experiment, run_name=stage, tags={
             "mlflow.parentRunId": parent.info.run_id, "toolkit.stage": stage, "toolkit.report_sha256": sha256_file(path)})
-        headline = METRICS / f"{ {'validate': 'data'}.get(stage, stage.removeprefix('eval_')) }.json"
+        figures = headline.path(stage)    # the seeds' own runs have none
         _log(client, child.info.run_id, _flat(report.get("params", {})),
-             _flat(json.loads(headline.read_text(encoding="utf-8"))) if headline.is_file() and "@" not in stage else {})
+             _flat(json.loads(figures.read_text(encoding="utf-8"))) if "@" not in stage and figures.is_file() else {})
         client.log_artifact(child.info.run_id, str(path), "report")
         for extra in STAGE_EXTRAS.get(stage, []):
             if extra.is_dir():

@@ -287,7 +287,7 @@ def _seed_choice_problems(train: dict) -> list[str]:
         return []
     selection = SeedSelection.model_validate(train["seeds"])
     try:
-        expected, _ = choose(selection.rule, train.get("method", "sft"), {run.seed: (None, run) for run in selection.runs})
+        expected, _ = choose(selection.rule, train.get("method", "sft"), {run.seed: run for run in selection.runs})
     except ConfigError as exc:
         return [f"reports/train.json: the seed selection cannot be checked: {exc}"]
     if expected != selection.chosen:

@@ -49,12 +49,16 @@ class Registry:
 
     def in_service(self, before: str | None = None) -> str | None:
         """The last release (released before `before`, when given) that was not rolled back."""
+        return next(iter(self.not_rolled_back(before)), None)
+
+    def not_rolled_back(self, before: str | None = None) -> list[str]:
+        """The releases (released before `before`, when given) that were not rolled back, newest first."""
         entries = ledger_mod.read_entries(self.ledger)
         rolled_back = {e.get("version") for e in entries if e.get("event") == "rollout" and e.get("action") == "rollback"}
         releases = [e["version"] for e in entries if not is_event(e)]
         if before is not None:
             releases = releases[:releases.index(before)] if before in releases else []
-        return next((v for v in reversed(releases) if v not in rolled_back), None)
+        return [v for v in reversed(releases) if v not in rolled_back]
 
     def orphans(self, entries: list[dict]) -> list[Path]:
         """Bundles with no ledger entry (a release killed before it was recorded)."""

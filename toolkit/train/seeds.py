@@ -24,7 +24,7 @@ def run_select(params: Params) -> TrainReport:
     remove_outputs(report_path("train"), headline.path("train"), ADAPTER_DIR)
     cfg = params.train
     runs = {seed: _seed_run(seed) for seed in cfg.seeds}
-    chosen, rule_field = choose(cfg.seed_selection, cfg.method, runs)
+    chosen, rule_field = choose(cfg.seed_selection, cfg.method, {seed: entry for seed, (_, entry) in runs.items()})
     report = runs[chosen][0]
     source = seed_run(chosen).adapter
     shutil.copytree(source, ADAPTER_DIR)
@@ -57,13 +57,13 @@ def _seed_run(seed: int) -> tuple[TrainReport, SeedRun]:
                            gpu_hours=report.gpu_hours)
 
 
-def choose(rule: str, method: str, runs: dict[int, tuple[TrainReport, SeedRun]]) -> tuple[int, str | None]:
+def choose(rule: str, method: str, runs: dict[int, SeedRun]) -> tuple[int, str | None]:
     """(the chosen seed, the validation figure the rule read); ties go to the earlier seed in train.seeds."""
     seeds = list(runs)
     if rule == "first":
         return seeds[0], None
     field = "validation_reward" if method == "grpo" else "validation_loss"
-    values = {seed: getattr(entry, field) for seed, (_, entry) in runs.items()}
+    values = {seed: getattr(entry, field) for seed, entry in runs.items()}
     missing = [seed for seed, value in values.items() if value is None]
     if missing:
         raise ConfigError(f"seed_selection best_validation needs each run's {field.replace('_', ' ')}, but seed(s) "
